@@ -1,0 +1,71 @@
+//! The command line: clap types only. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Build and deploy Flyte apps and task environments from one manifest.
+#[derive(Debug, Parser)]
+#[command(name = "flyte", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The manifest to use. Default: flyte.toml or flyte.kdl in this folder or the nearest parent.
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Output format, for results and diagnostics alike.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter manifest in the current folder.
+    Init(InitArgs),
+    /// Check the manifest for every domain and report every mistake.
+    Validate,
+    /// Show the deployment plan: bundles, images and deployments, in order, with their versions.
+    Plan(PlanArgs),
+    /// Print the resolved manifest for a domain, with where each value came from.
+    Config(DomainArg),
+    /// Print the manifest's JSON Schema.
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Write flyte.kdl instead of flyte.toml.
+    #[arg(long)]
+    pub kdl: bool,
+    /// The project name. Default: the folder's name, made a DNS label.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite an existing manifest.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DomainArg {
+    /// The domain to resolve. Default: the project's default_domain.
+    #[arg(short, long)]
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub domain: DomainArg,
+    /// Show what went into every version.
+    #[arg(long)]
+    pub explain: bool,
+}

@@ -1,0 +1,490 @@
+//! Decoding the spanned tree into raw manifest types, collecting every error instead of stopping.
+//!
+//! Takes a [`Node`] and gives typed raw values plus diagnostics. Types declare themselves once with
+//! [`record!`] and [`keyword!`]; the same declaration yields the decoder, the shape that directs the KDL
+//! front end, and the JSON Schema, so the three cannot drift apart.
+
+use super::diagnostic::{Diagnostic, suggestion};
+use super::tree::{Node, Span, Table, Value};
+
+/// What a value looks like, for the KDL front end and the JSON Schema.
+#[derive(Clone, Copy)]
+pub enum Shape {
+    Str,
+    Int,
+    Float,
+    Bool,
+    /// One of a fixed set of strings.
+    Keyword(&'static [&'static str]),
+    /// A Kubernetes quantity: a string such as "500m" or a plain number.
+    Quantity,
+    /// Any plain value: string, number, boolean, list or table.
+    Any,
+    List(fn() -> Shape),
+    /// A table whose keys are names chosen by the user.
+    Map(fn() -> Shape),
+    Struct(&'static StructInfo),
+    /// Either a boolean or the given struct (`cache = true` or `cache = { version = "2" }`).
+    BoolOr(fn() -> Shape),
+    /// The given shape with no field required: a domain overlay's table.
+    Patch(fn() -> Shape),
+}
+
+pub struct FieldInfo {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub shape: fn() -> Shape,
+    pub optional: bool,
+    /// For maps: the KDL node name of one entry, whose first argument is the key
+    /// (`environment "backend" { … }` for the `environments` map).
+    pub kdl_each: Option<&'static str>,
+}
+
+pub struct StructInfo {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [FieldInfo],
+}
+
+impl StructInfo {
+    pub fn field(&self, name: &str) -> Option<&FieldInfo> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    pub fn field_names(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|f| f.name).collect()
+    }
+}
+
+/// The decoding context: where diagnostics go and where in the manifest we are.
+pub struct Cx<'d> {
+    pub diags: &'d mut Vec<Diagnostic>,
+    path: Vec<String>,
+    /// Inside an overlay: absent required fields come from the base, so they are not reported.
+    partial: bool,
+}
+
+impl<'d> Cx<'d> {
+    pub fn new(diags: &'d mut Vec<Diagnostic>) -> Self {
+        Cx { diags, path: Vec::new(), partial: false }
+    }
+
+    /// The dotted path of the value being decoded, e.g. `environments.backend.port`.
+    pub fn path(&self) -> String {
+        if self.path.is_empty() { "the manifest".to_string() } else { self.path.join(".") }
+    }
+
+    pub fn partial<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let outer = std::mem::replace(&mut self.partial, true);
+        let result = f(self);
+        self.partial = outer;
+        result
+    }
+
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.diags.push(diagnostic);
+    }
+
+    pub fn within<T>(&mut self, segment: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.path.push(segment.to_string());
+        let result = f(self);
+        self.path.pop();
+        result
+    }
+
+    pub fn type_error(&mut self, node: &Node, expected: &str) {
+        let message = format!("`{}` must be {expected}, found {}", self.path(), node.value.type_name());
+        self.push(Diagnostic::error("wrong-type", message).at(node.span, format!("expected {expected}")));
+    }
+
+    pub fn table<'n>(&mut self, node: &'n Node) -> Option<&'n Table> {
+        match &node.value {
+            Value::Table(table) => Some(table),
+            _ => {
+                self.type_error(node, "a table");
+                None
+            }
+        }
+    }
+
+    /// Reports every key of `table` that `info` does not declare.
+    pub fn check_fields(&mut self, table: &Table, info: &StructInfo) {
+        let names = info.field_names();
+        for entry in &table.entries {
+            if info.field(&entry.key).is_none() {
+                let message = format!("unknown field `{}` in `{}`", entry.key, self.path());
+                self.push(
+                    Diagnostic::error("unknown-field", message)
+                        .at(entry.key_span, "unknown field")
+                        .help(suggestion(&entry.key, &names)),
+                );
+            }
+        }
+    }
+
+    /// Decodes the field `name` of `table`; a required field that is absent is reported at `parent`.
+    pub fn field<T: Decode>(&mut self, parent: &Node, table: &Table, name: &str) -> Option<T> {
+        match table.get(name) {
+            Some(entry) => self.within(name, |cx| T::decode(&entry.value, cx)),
+            None if T::OPTIONAL => T::absent(),
+            None if self.partial => None,
+            None => {
+                let message = format!("`{}` needs the field `{name}`", self.path());
+                self.push(Diagnostic::error("missing-field", message).at(parent.span, format!("`{name}` is missing here")));
+                None
+            }
+        }
+    }
+}
+
+pub trait Decode: Sized {
+    /// True for `Option<T>`: the field may be left out.
+    const OPTIONAL: bool = false;
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self>;
+    fn shape() -> Shape;
+    /// The value of a field that is left out; only called when `OPTIONAL` is true.
+    fn absent() -> Option<Self> {
+        None
+    }
+}
+
+impl<T: Decode> Decode for Option<T> {
+    const OPTIONAL: bool = true;
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        T::decode(node, cx).map(Some)
+    }
+    fn shape() -> Shape {
+        T::shape()
+    }
+    fn absent() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl Decode for String {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::Str(text) => Some(text.clone()),
+            _ => {
+                cx.type_error(node, "a string");
+                None
+            }
+        }
+    }
+    fn shape() -> Shape {
+        Shape::Str
+    }
+}
+
+impl Decode for i64 {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::Int(number) => Some(*number),
+            _ => {
+                cx.type_error(node, "an integer");
+                None
+            }
+        }
+    }
+    fn shape() -> Shape {
+        Shape::Int
+    }
+}
+
+impl Decode for f64 {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::Float(number) => Some(*number),
+            Value::Int(number) => Some(*number as f64),
+            _ => {
+                cx.type_error(node, "a number");
+                None
+            }
+        }
+    }
+    fn shape() -> Shape {
+        Shape::Float
+    }
+}
+
+impl Decode for bool {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::Bool(flag) => Some(*flag),
+            _ => {
+                cx.type_error(node, "`true` or `false`");
+                None
+            }
+        }
+    }
+    fn shape() -> Shape {
+        Shape::Bool
+    }
+}
+
+impl<T: Decode> Decode for Vec<T> {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        let Value::List(items) = &node.value else {
+            cx.type_error(node, "a list");
+            return None;
+        };
+        let mut decoded = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            match cx.within(&index.to_string(), |cx| T::decode(item, cx)) {
+                Some(value) => decoded.push(value),
+                None => ok = false,
+            }
+        }
+        ok.then_some(decoded)
+    }
+    fn shape() -> Shape {
+        Shape::List(T::shape)
+    }
+}
+
+/// A value with the place it came from.
+#[derive(Clone, Debug)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+    /// True when a domain overlay supplied it.
+    pub overlay: bool,
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: Decode> Decode for Spanned<T> {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        T::decode(node, cx).map(|value| Spanned { value, span: node.span, overlay: node.overlay })
+    }
+    fn shape() -> Shape {
+        T::shape()
+    }
+}
+
+/// A table whose keys are names chosen by the user, in source order.
+#[derive(Clone, Debug)]
+pub struct Keyed<T> {
+    pub entries: Vec<(Spanned<String>, T)>,
+}
+
+impl<T> Default for Keyed<T> {
+    fn default() -> Self {
+        Keyed { entries: Vec::new() }
+    }
+}
+
+impl<T> Keyed<T> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Spanned<String>, &T)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<T: Decode> Decode for Keyed<T> {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        let table = cx.table(node)?;
+        let mut entries = Vec::with_capacity(table.entries.len());
+        let mut ok = true;
+        for entry in &table.entries {
+            let key = Spanned { value: entry.key.clone(), span: entry.key_span, overlay: entry.value.overlay };
+            match cx.within(&entry.key, |cx| T::decode(&entry.value, cx)) {
+                Some(value) => entries.push((key, value)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(Keyed { entries })
+    }
+    fn shape() -> Shape {
+        Shape::Map(T::shape)
+    }
+}
+
+/// A Kubernetes quantity as written: `"500m"`, `"2Gi"`, `2` or `0.5`. Checked in validation.
+#[derive(Clone, Debug)]
+pub struct QuantityText(pub String);
+
+impl Decode for QuantityText {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::Str(text) => Some(QuantityText(text.clone())),
+            Value::Int(number) => Some(QuantityText(number.to_string())),
+            Value::Float(number) => Some(QuantityText(number.to_string())),
+            _ => {
+                cx.type_error(node, "a quantity such as \"500m\", \"2Gi\" or 2");
+                None
+            }
+        }
+    }
+    fn shape() -> Shape {
+        Shape::Quantity
+    }
+}
+
+/// Any plain value, kept as JSON (an input's default value).
+#[derive(Clone, Debug)]
+pub struct PlainValue(pub serde_json::Value);
+
+impl Decode for PlainValue {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        to_json(node, cx).map(PlainValue)
+    }
+    fn shape() -> Shape {
+        Shape::Any
+    }
+}
+
+fn to_json(node: &Node, cx: &mut Cx) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    Some(match &node.value {
+        Value::Str(text) => J::String(text.clone()),
+        Value::Int(number) => J::from(*number),
+        Value::Float(number) => match serde_json::Number::from_f64(*number) {
+            Some(n) => J::Number(n),
+            None => {
+                cx.type_error(node, "a finite number");
+                return None;
+            }
+        },
+        Value::Bool(flag) => J::Bool(*flag),
+        Value::Datetime(text) => J::String(text.clone()),
+        Value::List(items) => J::Array(items.iter().map(|i| to_json(i, cx)).collect::<Option<_>>()?),
+        Value::Table(table) => J::Object(
+            table.entries.iter().map(|e| Some((e.key.clone(), to_json(&e.value, cx)?))).collect::<Option<_>>()?,
+        ),
+    })
+}
+
+/// Either `true`/`false` or a table of settings.
+#[derive(Clone, Debug)]
+pub enum BoolOr<T> {
+    Bool(bool),
+    Settings(T),
+}
+
+impl<T: Decode> Decode for BoolOr<T> {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::Bool(flag) => Some(BoolOr::Bool(*flag)),
+            Value::Table(_) => T::decode(node, cx).map(BoolOr::Settings),
+            _ => {
+                cx.type_error(node, "`true`, `false` or a table");
+                None
+            }
+        }
+    }
+    fn shape() -> Shape {
+        Shape::BoolOr(T::shape)
+    }
+}
+
+/// Declares a raw manifest struct: the struct, its decoder and its shape.
+///
+/// Field names are the manifest keys. Doc comments become the schema's descriptions.
+macro_rules! record {
+    (
+        $(#[doc = $doc:literal])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $fdoc:literal])*
+                $(#[kdl_each = $each:literal])?
+                pub $field:ident : $ty:ty,
+            )*
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            $( $(#[doc = $fdoc])* pub $field: $ty, )*
+        }
+
+        impl $name {
+            pub const INFO: $crate::manifest::decode::StructInfo = $crate::manifest::decode::StructInfo {
+                name: stringify!($name),
+                doc: concat!($($doc, "\n",)*),
+                fields: &[
+                    $(
+                        $crate::manifest::decode::FieldInfo {
+                            name: stringify!($field),
+                            doc: concat!($($fdoc, "\n",)*),
+                            shape: <$ty as $crate::manifest::decode::Decode>::shape,
+                            optional: <$ty as $crate::manifest::decode::Decode>::OPTIONAL,
+                            kdl_each: record!(@optional $($each)?),
+                        },
+                    )*
+                ],
+            };
+        }
+
+        impl $crate::manifest::decode::Decode for $name {
+            fn decode(
+                node: &$crate::manifest::tree::Node,
+                cx: &mut $crate::manifest::decode::Cx,
+            ) -> Option<Self> {
+                let table = cx.table(node)?;
+                cx.check_fields(table, &Self::INFO);
+                $( let $field = cx.field::<$ty>(node, table, stringify!($field)); )*
+                Some(Self { $( $field: $field?, )* })
+            }
+            fn shape() -> $crate::manifest::decode::Shape {
+                $crate::manifest::decode::Shape::Struct(&Self::INFO)
+            }
+        }
+    };
+    (@optional) => { None };
+    (@optional $each:literal) => { Some($each) };
+}
+pub(crate) use record;
+
+/// Declares a string enum: each variant is written as its keyword in the manifest.
+macro_rules! keyword {
+    (
+        $(#[doc = $doc:literal])*
+        pub enum $name:ident { $( $(#[doc = $vdoc:literal])* $variant:ident = $text:literal, )* }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        pub enum $name { $( $(#[doc = $vdoc])* #[serde(rename = $text)] $variant, )* }
+
+        impl $name {
+            pub const KEYWORDS: &'static [&'static str] = &[$($text),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $text, )* }
+            }
+        }
+
+        impl $crate::manifest::decode::Decode for $name {
+            fn decode(
+                node: &$crate::manifest::tree::Node,
+                cx: &mut $crate::manifest::decode::Cx,
+            ) -> Option<Self> {
+                let $crate::manifest::tree::Value::Str(text) = &node.value else {
+                    let expected = format!("one of {}", Self::KEYWORDS.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "));
+                    cx.type_error(node, &expected);
+                    return None;
+                };
+                match text.as_str() {
+                    $( $text => Some($name::$variant), )*
+                    other => {
+                        let message = format!("`{}` cannot be \"{other}\"", cx.path());
+                        cx.push(
+                            $crate::manifest::diagnostic::Diagnostic::error("unknown-keyword", message)
+                                .at(node.span, "not a known value")
+                                .help($crate::manifest::diagnostic::suggestion(other, Self::KEYWORDS)),
+                        );
+                        None
+                    }
+                }
+            }
+            fn shape() -> $crate::manifest::decode::Shape {
+                $crate::manifest::decode::Shape::Keyword(Self::KEYWORDS)
+            }
+        }
+    };
+}
+pub(crate) use keyword;

@@ -1,0 +1,250 @@
+//! The KDL front end: text → the same spanned [`Node`] tree as TOML, directed by the manifest's shapes.
+//!
+//! KDL has nodes, not tables, so the mapping needs to know what each field is:
+//! - a plain field is a node with one argument: `port 8080`;
+//! - a list of plain values is a node with the values as arguments: `pip "fastapi" "uvicorn"`;
+//! - a table is a node with child nodes and/or properties: `scaling min_replicas=1 { max_replicas 4 }`;
+//! - a map of user-named tables has one node per entry, named in the singular, its first argument the
+//!   key: `environment "backend" { … }`; a list of tables, one node per item: `source { src "lib" }`;
+//! - a map of plain values takes properties or children: `env LOG_LEVEL="debug"`.
+
+use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+
+use super::decode::{Shape, StructInfo};
+use super::diagnostic::Diagnostic;
+use super::nesting::{self, Syntax};
+use super::raw::RawManifest;
+use super::tree::{Entry, Node, Span, Table, Value};
+
+/// Parses `text`; `None` when it has syntax errors, all of which are pushed to `diags`.
+pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    if let Err(error) = nesting::check(text, Syntax::Kdl) {
+        diags.push(error);
+        return None;
+    }
+    let document = match KdlDocument::parse_v2(text) {
+        Ok(document) => document,
+        Err(error) => {
+            for diagnostic in error.diagnostics {
+                let message = diagnostic.message.clone().unwrap_or_else(|| "unexpected input".to_string());
+                let span = span_of(diagnostic.span);
+                let mut out = Diagnostic::error("kdl-syntax", format!("invalid KDL: {message}"))
+                    .at(span, diagnostic.label.clone().unwrap_or_else(|| message.clone()));
+                if let Some(help) = diagnostic.help {
+                    out = out.help(help);
+                }
+                diags.push(out);
+            }
+            return None;
+        }
+    };
+    let before = diags.len();
+    let table = Mapper { diags }.children(document.nodes(), &RawManifest::INFO);
+    (diags.len() == before).then(|| Node::new(Value::Table(table), Span::new(0, text.len())))
+}
+
+fn span_of(span: miette::SourceSpan) -> Span {
+    Span::new(span.offset(), span.offset() + span.len())
+}
+
+struct Mapper<'d> {
+    diags: &'d mut Vec<Diagnostic>,
+}
+
+impl Mapper<'_> {
+    fn error(&mut self, span: Span, message: String, label: &str, help: &str) {
+        self.diags.push(Diagnostic::error("kdl-shape", message).at(span, label).help(help));
+    }
+
+    /// The child nodes of a struct's node, as the struct's table.
+    fn children(&mut self, nodes: &[KdlNode], info: &StructInfo) -> Table {
+        let mut table = Table::default();
+        for node in nodes {
+            let name = node.name().value();
+            let name_span = span_of(node.name().span());
+            if let Some(field) = info.fields.iter().find(|f| f.kdl_each == Some(name)) {
+                self.each(node, field.name, (field.shape)(), &mut table);
+                continue;
+            }
+            let value = match info.field(name) {
+                Some(field) => {
+                    if let Some(each) = field.kdl_each {
+                        let message = format!("write each entry of `{}` as its own `{each}` node", field.name);
+                        self.error(name_span, message, "not a KDL node name here", &format!("e.g. {each} \"name\" {{ … }}"));
+                        continue;
+                    }
+                    self.value(node, (field.shape)(), 0)
+                }
+                // Kept as it is, so decoding reports it as unknown with a "did you mean".
+                None => Some(self.generic(node)),
+            };
+            let Some(value) = value else { continue };
+            self.insert(&mut table, name.to_string(), name_span, value);
+        }
+        table
+    }
+
+    fn insert(&mut self, table: &mut Table, key: String, key_span: Span, value: Node) {
+        if let Some(first) = table.get(&key) {
+            let first_span = first.key_span;
+            self.diags.push(
+                Diagnostic::error("duplicate", format!("`{key}` is given twice"))
+                    .at(key_span, "given again here")
+                    .related(first_span, "first given here")
+                    .help("give each field once"),
+            );
+            return;
+        }
+        table.entries.push(Entry { key, key_span, value });
+    }
+
+    /// One entry of a map (`environment "backend" { … }`) or one item of a list (`source { … }`).
+    fn each(&mut self, node: &KdlNode, field: &str, shape: Shape, table: &mut Table) {
+        let name_span = span_of(node.name().span());
+        if table.get(field).is_none() {
+            let empty = match shape {
+                Shape::List(_) => Value::List(Vec::new()),
+                _ => Value::Table(Table::default()),
+            };
+            table.entries.push(Entry { key: field.to_string(), key_span: name_span, value: Node::new(empty, name_span) });
+        }
+        let item = match unpatch(shape) {
+            Shape::Map(item) => {
+                let key = match node.entries().first() {
+                    Some(entry) if entry.name().is_none() => match entry.value() {
+                        KdlValue::String(key) => Some((key.clone(), span_of(entry.span()))),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some((key, key_span)) = key else {
+                    let each = node.name().value();
+                    self.error(name_span, format!("`{each}` needs its name as the first argument"), "name missing", &format!("e.g. {each} \"name\" {{ … }}"));
+                    return;
+                };
+                let Some(value) = self.value(node, item(), 1) else { return };
+                let Some(Entry { value: Node { value: Value::Table(map), .. }, .. }) = table.get_mut(field) else { return };
+                let mut map = std::mem::take(map);
+                self.insert(&mut map, key, key_span, value);
+                if let Some(Entry { value: Node { value: Value::Table(slot), .. }, .. }) = table.get_mut(field) {
+                    *slot = map;
+                }
+                return;
+            }
+            Shape::List(item) => self.value(node, item(), 0),
+            _ => None,
+        };
+        if let (Some(item), Some(Entry { value: Node { value: Value::List(items), .. }, .. })) = (item, table.get_mut(field)) {
+            items.push(item);
+        }
+    }
+
+    /// The value of `node` as `shape`, ignoring its first `skip` arguments (a map entry's key).
+    fn value(&mut self, node: &KdlNode, shape: Shape, skip: usize) -> Option<Node> {
+        let span = span_of(node.span());
+        let name = node.name().value();
+        let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).skip(skip).collect();
+        let has_props = node.entries().iter().any(|e| e.name().is_some());
+        let children = node.children().map(|c| c.nodes()).unwrap_or_default();
+        match unpatch(shape) {
+            Shape::Str | Shape::Int | Shape::Float | Shape::Bool | Shape::Keyword(_) | Shape::Quantity => {
+                if args.len() != 1 || has_props || !children.is_empty() {
+                    self.error(span, format!("`{name}` takes exactly one value"), "one value expected", &format!("e.g. {name} \"value\""));
+                    return None;
+                }
+                self.scalar(args[0])
+            }
+            Shape::List(item) if !matches!(unpatch(item()), Shape::Struct(_)) => {
+                if has_props || !children.is_empty() {
+                    self.error(span, format!("`{name}` takes its items as arguments"), "a list expected", &format!("e.g. {name} \"a\" \"b\""));
+                    return None;
+                }
+                let items = args.into_iter().map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
+                Some(Node::new(Value::List(items), span))
+            }
+            Shape::BoolOr(_) if args.len() == 1 && !has_props && children.is_empty() => self.scalar(args[0]),
+            Shape::Any if args.len() == 1 && !has_props && children.is_empty() => self.scalar(args[0]),
+            Shape::Any if !has_props && children.is_empty() => {
+                let items = args.into_iter().map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
+                Some(Node::new(Value::List(items), span))
+            }
+            Shape::Any => Some(self.generic(node)),
+            shape => {
+                if !args.is_empty() {
+                    self.error(span_of(args[0].span()), format!("`{name}` takes properties or child nodes, not arguments"), "unexpected argument", &format!("e.g. {name} key=\"value\" or {name} {{ key \"value\" }}"));
+                    return None;
+                }
+                let mut table = match shape {
+                    Shape::Struct(info) => self.children(children, info),
+                    Shape::BoolOr(inner) => match unpatch(inner()) {
+                        Shape::Struct(info) => self.children(children, info),
+                        _ => Table::default(),
+                    },
+                    Shape::Map(item) => {
+                        let mut table = Table::default();
+                        for child in children {
+                            if let Some(value) = self.value(child, item(), 0) {
+                                self.insert(&mut table, child.name().value().to_string(), span_of(child.name().span()), value);
+                            }
+                        }
+                        table
+                    }
+                    _ => {
+                        self.error(span, format!("`{name}` cannot be written this way"), "unexpected shape", "see the README's KDL section");
+                        return None;
+                    }
+                };
+                for prop in node.entries().iter().filter(|e| e.name().is_some()) {
+                    let Some(key) = prop.name() else { continue };
+                    if let Some(value) = self.scalar(prop) {
+                        self.insert(&mut table, key.value().to_string(), span_of(key.span()), value);
+                    }
+                }
+                Some(Node::new(Value::Table(table), span))
+            }
+        }
+    }
+
+    fn scalar(&mut self, entry: &KdlEntry) -> Option<Node> {
+        let span = span_of(entry.span());
+        let value = match entry.value() {
+            KdlValue::String(text) => Value::Str(text.clone()),
+            KdlValue::Integer(number) => match i64::try_from(*number) {
+                Ok(number) => Value::Int(number),
+                Err(_) => {
+                    self.error(span, "the integer does not fit in 64 bits".to_string(), "too large", "use a smaller number");
+                    return None;
+                }
+            },
+            KdlValue::Float(number) => Value::Float(*number),
+            KdlValue::Bool(flag) => Value::Bool(*flag),
+            KdlValue::Null => {
+                self.error(span, "#null is not a manifest value".to_string(), "null", "leave the field out instead");
+                return None;
+            }
+        };
+        Some(Node::new(value, span))
+    }
+
+    /// A node outside the schema, mapped without a shape so that decoding can name it.
+    fn generic(&mut self, node: &KdlNode) -> Node {
+        let span = span_of(node.span());
+        let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
+        if args.len() == 1 && node.children().is_none() && args.len() == node.entries().len() {
+            return self.scalar(args[0]).unwrap_or_else(|| Node::new(Value::Table(Table::default()), span));
+        }
+        let mut table = Table::default();
+        for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
+            let value = self.generic(child);
+            table.entries.push(Entry { key: child.name().value().to_string(), key_span: span_of(child.name().span()), value });
+        }
+        Node::new(Value::Table(table), span)
+    }
+}
+
+fn unpatch(shape: Shape) -> Shape {
+    match shape {
+        Shape::Patch(inner) => unpatch(inner()),
+        other => other,
+    }
+}

@@ -1,0 +1,274 @@
+//! The manifest stage: `flyte.toml` or `flyte.kdl` → one resolved [`model::Manifest`] per domain.
+//!
+//! read (size, UTF-8) → parse with spans ([`toml_front`], [`kdl_front`]) → take the domain's overlay
+//! and [`overlay::merge`] it → decode ([`decode`], [`raw`]) → [`validate`] into the [`model`].
+//! Every step collects all its diagnostics; a later step runs only when the earlier ones found no error.
+
+pub mod decode;
+pub mod diagnostic;
+pub mod kdl_front;
+pub mod model;
+pub mod nesting;
+pub mod origin;
+pub mod overlay;
+pub mod raw;
+pub mod schema;
+pub mod starter;
+pub mod toml_front;
+pub mod tree;
+pub mod units;
+pub mod validate;
+pub mod validate_env;
+
+use std::path::{Path, PathBuf};
+
+use decode::{Cx, Decode};
+use diagnostic::{Diagnostic, suggestion};
+use raw::{Patch, RawDomain, RawManifest};
+use tree::{Node, Span, Table, Value};
+
+/// Larger than any hand-written manifest; a bigger file is almost certainly not a manifest.
+pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
+pub const FILE_NAMES: [&str; 2] = ["flyte.toml", "flyte.kdl"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Kdl,
+}
+
+impl Format {
+    /// KDL for `.kdl` files, TOML for everything else.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("kdl") => Format::Kdl,
+            _ => Format::Toml,
+        }
+    }
+}
+
+/// A manifest's text and where it came from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The path as found or given, for messages.
+    pub path: PathBuf,
+    pub text: String,
+    pub format: Format,
+}
+
+impl Source {
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Source {
+        let path = path.into();
+        Source { format: Format::of(&path), path, text: text.into() }
+    }
+
+    /// The folder relative paths start from.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        (line, column)
+    }
+}
+
+/// Diagnostics with the source they point into.
+#[derive(Debug)]
+pub struct Report {
+    pub source: Option<Source>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Finds the manifest in `start` or the nearest parent folder. Returns it and any warning.
+pub fn find(start: &Path) -> Result<(PathBuf, Option<Diagnostic>), Diagnostic> {
+    for dir in start.ancestors() {
+        let found: Vec<PathBuf> = FILE_NAMES.iter().map(|name| dir.join(name)).filter(|p| p.is_file()).collect();
+        match found.as_slice() {
+            [] => continue,
+            [one] => return Ok((one.clone(), None)),
+            [toml, kdl, ..] => {
+                let warning = Diagnostic::warning("two-manifests", format!("{} and {} are both here; using {}", toml.display(), kdl.display(), toml.display()))
+                    .help("remove one, or name the one to use with -f");
+                return Ok((toml.clone(), Some(warning)));
+            }
+        }
+    }
+    Err(Diagnostic::error("no-manifest", format!("no flyte.toml or flyte.kdl in {} or any parent folder", start.display()))
+        .help("run `flyte init` to write one, or name a manifest with -f FILE"))
+}
+
+/// Reads a manifest file, refusing what cannot be one (too large, not UTF-8).
+pub fn read(path: &Path) -> Result<Source, Diagnostic> {
+    let unreadable = |error: std::io::Error| {
+        Diagnostic::error("unreadable", format!("cannot read {}: {error}", path.display())).help("check the path and its permissions")
+    };
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > MAX_BYTES {
+        return Err(Diagnostic::error("too-large", format!("{} is {size} bytes; a manifest may be at most {MAX_BYTES} (8 MiB)", path.display()))
+            .help("is this the right file? A manifest describes environments; data belongs elsewhere"));
+    }
+    let bytes = std::fs::read(path).map_err(unreadable)?;
+    source_from_bytes(path, bytes)
+}
+
+pub fn source_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Source, Diagnostic> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Source::new(path, text)),
+        Err(error) => {
+            let offset = error.utf8_error().valid_up_to();
+            let bytes = error.as_bytes();
+            let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            Err(Diagnostic::error("not-utf8", format!("{} is not UTF-8: invalid byte 0x{:02x} at line {line}, byte offset {offset}", path.display(), bytes[offset]))
+                .help("save the manifest as UTF-8"))
+        }
+    }
+}
+
+/// A parsed manifest: the whole tree, overlays included, before any domain is chosen.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub source: Source,
+    pub tree: Node,
+}
+
+pub fn parse(source: Source) -> Result<Parsed, Report> {
+    let mut diagnostics = Vec::new();
+    if source.text.trim().is_empty() {
+        diagnostics.push(Diagnostic::error("empty", format!("{} is empty", source.path.display())).help("run `flyte init` for a starter manifest, or add a [project] table with a name"));
+        return Err(Report { source: Some(source), diagnostics });
+    }
+    let tree = match source.format {
+        Format::Toml => toml_front::parse(&source.text, &mut diagnostics),
+        Format::Kdl => kdl_front::parse(&source.text, &mut diagnostics),
+    };
+    match tree {
+        Some(tree) if diagnostics.is_empty() => Ok(Parsed { source, tree }),
+        _ => Err(Report { source: Some(source), diagnostics }),
+    }
+}
+
+/// The result of resolving one domain.
+pub struct Resolved {
+    pub manifest: Option<model::Manifest>,
+    /// The base tree with the domain's overlay merged in (no `domains` table): where values came from.
+    pub merged: Node,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Parsed {
+    /// The domains the manifest declares, read from the base tree (overlays cannot change them).
+    pub fn declared_domains(&self) -> Vec<String> {
+        let list = self.tree.as_table().and_then(|t| t.get("project")).and_then(|p| p.value.as_table()).and_then(|p| p.get("domains"));
+        match list.map(|l| &l.value.value) {
+            Some(Value::List(items)) => items.iter().filter_map(|i| if let Value::Str(s) = &i.value { Some(s.clone()) } else { None }).collect(),
+            _ => validate::DEFAULT_DOMAINS.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    /// The default domain: `project.default_domain`, else the first declared.
+    pub fn default_domain(&self) -> Option<String> {
+        let project = self.tree.as_table().and_then(|t| t.get("project")).and_then(|p| p.value.as_table());
+        match project.and_then(|p| p.get("default_domain")).map(|d| &d.value.value) {
+            Some(Value::Str(domain)) => Some(domain.clone()),
+            _ => self.declared_domains().into_iter().next(),
+        }
+    }
+
+    /// Resolves the manifest for `domain`: overlay merged, decoded, validated.
+    pub fn resolve(&self, domain: &str) -> Resolved {
+        let mut diagnostics = Vec::new();
+        let mut base = self.tree.clone();
+        let Value::Table(root) = &mut base.value else {
+            diagnostics.push(Diagnostic::error("wrong-type", "the manifest must be a table").at(self.tree.span, "not a table"));
+            return Resolved { manifest: None, merged: base, diagnostics };
+        };
+        let overlays = root.remove("domains");
+        let declared = self.declared_domains();
+        let declared_refs: Vec<&str> = declared.iter().map(String::as_str).collect();
+        if !declared.iter().any(|d| d == domain) {
+            let span = root.get("project").and_then(|p| p.value.as_table()).and_then(|p| p.get("domains")).map(|d| d.value.span);
+            let mut diagnostic = Diagnostic::error("unknown-domain", format!("the project has no domain \"{domain}\"")).help(format!("{} (declared: {})", suggestion(domain, &declared_refs), declared.join(", ")));
+            if let Some(span) = span {
+                diagnostic = diagnostic.at(span, "declared domains");
+            }
+            diagnostics.push(diagnostic);
+        }
+        if let Some(overlays) = &overlays {
+            check_overlays(&overlays.value, domain, &declared_refs, &mut diagnostics);
+            if let Some(overlay) = overlays.value.as_table().and_then(|t| t.get(domain)).and_then(|o| o.value.as_table()) {
+                overlay::merge(root, overlay);
+            }
+        }
+        let mut cx = Cx::new(&mut diagnostics);
+        let raw = RawManifest::decode(&base, &mut cx);
+        // Unknown fields leave the structure whole, so validation still runs and reports the rest.
+        let manifest = raw.and_then(|raw| validate::resolve(&raw, domain, &self.source.dir(), &mut diagnostics));
+        let manifest = manifest.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
+        dedupe(&mut diagnostics);
+        Resolved { manifest, merged: base, diagnostics }
+    }
+}
+
+/// Overlays name declared domains, and the chosen domain's overlay holds only what may vary.
+fn check_overlays(overlays: &Node, domain: &str, declared: &[&str], diagnostics: &mut Vec<Diagnostic>) {
+    let mut cx = Cx::new(diagnostics);
+    let Some(table): Option<&Table> = cx.within("domains", |cx| cx.table(overlays)) else { return };
+    for entry in &table.entries {
+        if !declared.contains(&entry.key.as_str()) {
+            cx.push(
+                Diagnostic::error("undeclared-domain", format!("overlay for domain \"{}\", which the project does not declare", entry.key))
+                    .at(entry.key_span, "undeclared domain")
+                    .help(format!("{} Or add \"{}\" to project.domains.", suggestion(&entry.key, declared), entry.key)),
+            );
+        } else if entry.key == domain {
+            cx.within("domains", |cx| cx.within(&entry.key, |cx| Patch::<RawDomain>::decode(&entry.value, cx)));
+        }
+    }
+}
+
+/// Drops repeats: checks that run once per domain report base mistakes once per domain.
+pub fn dedupe(diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.code, d.span, d.severity, d.message.clone())));
+    diagnostics.sort_by_key(|d| (d.span.map_or(0, |s| s.start), d.severity));
+}
+
+/// Loads and resolves a manifest file for one domain: the whole front half of the pipeline.
+pub fn load(path: &Path, domain: Option<&str>) -> Result<(Parsed, model::Manifest, Vec<Diagnostic>), Report> {
+    let source = read(path).map_err(|d| Report { source: None, diagnostics: vec![d] })?;
+    let parsed = parse(source)?;
+    let domain = domain.map(str::to_string).or_else(|| parsed.default_domain()).unwrap_or_default();
+    let resolved = parsed.resolve(&domain);
+    match resolved.manifest {
+        Some(manifest) => Ok((parsed, manifest, resolved.diagnostics)),
+        None => Err(Report { source: Some(parsed.source), diagnostics: resolved.diagnostics }),
+    }
+}
+
+/// Validates every declared domain; the diagnostics of all of them, repeats removed.
+pub fn validate_all(parsed: &Parsed) -> Vec<Diagnostic> {
+    let mut all = Vec::new();
+    for domain in parsed.declared_domains() {
+        all.extend(parsed.resolve(&domain).diagnostics);
+    }
+    dedupe(&mut all);
+    all
+}
+
+/// A span that covers nothing, for values flyte supplies.
+pub const NO_SPAN: Span = Span { start: 0, end: 0 };

@@ -1,0 +1,119 @@
+//! The one spanned tree both front ends produce.
+//!
+//! TOML and KDL are parsed by their own crates, then mapped into this tree. Every node keeps the byte
+//! range of the text it came from and whether a domain overlay supplied it, so a value can be traced
+//! back to its origin long after the overlay merge.
+
+use std::ops::Range;
+
+/// A byte range in the manifest text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end: end.max(start) }
+    }
+}
+
+impl From<Range<usize>> for Span {
+    fn from(range: Range<usize>) -> Self {
+        Span::new(range.start, range.end)
+    }
+}
+
+/// A value in the tree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A TOML date or time, kept as its text: no manifest field takes one, so it only appears in errors.
+    Datetime(String),
+    List(Vec<Node>),
+    Table(Table),
+}
+
+impl Value {
+    /// The name of the value's type, as messages print it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "a string",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Bool(_) => "a boolean",
+            Value::Datetime(_) => "a date-time",
+            Value::List(_) => "a list",
+            Value::Table(_) => "a table",
+        }
+    }
+}
+
+/// A value with the text it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub span: Span,
+    /// True when a domain overlay supplied this value rather than the base manifest.
+    pub overlay: bool,
+}
+
+impl Node {
+    pub fn new(value: Value, span: Span) -> Self {
+        Node { value, span, overlay: false }
+    }
+
+    pub fn as_table(&self) -> Option<&Table> {
+        match &self.value {
+            Value::Table(table) => Some(table),
+            _ => None,
+        }
+    }
+
+    /// Marks this node and everything under it as supplied by an overlay.
+    pub fn mark_overlay(&mut self) {
+        self.overlay = true;
+        match &mut self.value {
+            Value::List(items) => items.iter_mut().for_each(Node::mark_overlay),
+            Value::Table(table) => table.entries.iter_mut().for_each(|e| e.value.mark_overlay()),
+            _ => {}
+        }
+    }
+}
+
+/// One key and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub key_span: Span,
+    pub value: Node,
+}
+
+/// A table in source order. Keys are unique: both front ends refuse duplicates before a table is built.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    pub entries: Vec<Entry>,
+}
+
+impl Table {
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.key == key)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.entries.iter_mut().find(|e| e.key == key)
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Entry> {
+        let index = self.entries.iter().position(|e| e.key == key)?;
+        Some(self.entries.remove(index))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.key.as_str())
+    }
+}

@@ -1,0 +1,214 @@
+//! The only place that writes to stdout and stderr: results, diagnostics (miette for people, JSON for
+//! machines), honouring `--quiet`, `-o json` and `NO_COLOR`.
+
+use std::io::{IsTerminal, Write};
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use serde_json::json;
+
+use crate::cli::Format;
+use crate::error::Error;
+use crate::manifest::diagnostic::{Diagnostic, Severity};
+use crate::manifest::{Report, Source};
+
+pub struct Output {
+    pub format: Format,
+    pub quiet: bool,
+    color: bool,
+}
+
+impl Output {
+    pub fn new(format: Format, quiet: bool) -> Output {
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
+        Output { format, quiet, color }
+    }
+
+    /// A command's result on stdout.
+    pub fn result(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = stdout.write_all(b"\n");
+        }
+    }
+
+    /// A status line for people on stderr, silent with --quiet.
+    pub fn status(&self, text: &str) {
+        if !self.quiet && self.format == Format::Text {
+            to_stderr(&format!("{text}\n"));
+        }
+    }
+
+    /// Warnings of a successful run (errors go through [`Output::error`]).
+    pub fn warnings(&self, source: Option<&Source>, diagnostics: &[Diagnostic]) {
+        let warnings: Vec<&Diagnostic> = diagnostics.iter().filter(|d| !d.is_error()).collect();
+        if self.quiet || warnings.is_empty() {
+            return;
+        }
+        match self.format {
+            Format::Text => to_stderr(&self.render(source, &warnings)),
+            Format::Json => to_stderr(&format!("{}\n", diagnostics_json(source, &warnings))),
+        }
+    }
+
+    pub fn error(&self, error: &Error) {
+        match error {
+            Error::Manifest(Report { source, diagnostics }) => {
+                let shown: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error() || !self.quiet).collect();
+                match self.format {
+                    Format::Text => {
+                        to_stderr(&self.render(source.as_ref(), &shown));
+                        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+                        let warnings = diagnostics.len() - errors;
+                        to_stderr(&format!("{errors} error{}, {warnings} warning{}\n", plural(errors), plural(warnings)));
+                    }
+                    Format::Json => self.result(&diagnostics_json(source.as_ref(), &shown).to_string()),
+                }
+            }
+            other => {
+                let help = match other {
+                    Error::Input { help: Some(help), .. } => Some(help.clone()),
+                    Error::Plan(error) => miette::Diagnostic::help(error).map(|h| h.to_string()),
+                    _ => None,
+                };
+                match self.format {
+                    Format::Text => {
+                        to_stderr(&format!("error: {other}\n"));
+                        if let Some(help) = help {
+                            to_stderr(&format!("  help: {help}\n"));
+                        }
+                    }
+                    Format::Json => self.result(&json!({"error": other.to_string(), "help": help, "exit_code": other.exit() as i32}).to_string()),
+                }
+            }
+        }
+    }
+
+    fn render(&self, source: Option<&Source>, diagnostics: &[&Diagnostic]) -> String {
+        let theme = if self.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+        let mut out = String::new();
+        for diagnostic in diagnostics {
+            let shown = Shown::new(diagnostic, source);
+            if handler.render_report(&mut out, &shown).is_err() {
+                out.push_str(&format!("{}: {}\n", severity_word(diagnostic.severity), diagnostic.message));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Writes to stderr; a closed stream (a pipe whose reader left) is not an error worth dying for.
+fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn severity_word(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// Diagnostics as JSON: one object per diagnostic with file, 1-based line and column, label and help.
+pub fn diagnostics_json(source: Option<&Source>, diagnostics: &[&Diagnostic]) -> serde_json::Value {
+    let place = |offset: usize| source.map(|s| s.line_col(offset));
+    let items: Vec<serde_json::Value> = diagnostics
+        .iter()
+        .map(|d| {
+            let (line, column) = d.span.and_then(|s| place(s.start)).unzip();
+            let related: Vec<serde_json::Value> = d.related.iter().map(|r| {
+                let (line, column) = place(r.span.start).unzip();
+                json!({"line": line, "column": column, "label": r.label})
+            }).collect();
+            json!({
+                "severity": d.severity,
+                "code": d.code,
+                "message": d.message,
+                "file": source.map(|s| s.path.display().to_string()),
+                "line": line,
+                "column": column,
+                "label": if d.label.is_empty() { None } else { Some(&d.label) },
+                "help": d.help,
+                "related": related,
+            })
+        })
+        .collect();
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    json!({"errors": errors, "warnings": diagnostics.len() - errors, "diagnostics": items})
+}
+
+/// A diagnostic joined to its source, in the form miette renders.
+#[derive(Debug)]
+struct Shown {
+    message: String,
+    code: &'static str,
+    severity: Severity,
+    help: Option<String>,
+    labels: Vec<LabeledSpan>,
+    source: Option<NamedSource<String>>,
+}
+
+impl Shown {
+    fn new(diagnostic: &Diagnostic, source: Option<&Source>) -> Shown {
+        let mut labels = Vec::new();
+        let source = source.filter(|_| diagnostic.span.is_some());
+        if let (Some(span), Some(source)) = (diagnostic.span, source) {
+            labels.push(LabeledSpan::new_primary_with_span(Some(diagnostic.label.clone()), to_source_span(span, source)));
+            for related in &diagnostic.related {
+                labels.push(LabeledSpan::new_with_span(Some(related.label.clone()), to_source_span(related.span, source)));
+            }
+        }
+        Shown {
+            message: diagnostic.message.clone(),
+            code: diagnostic.code,
+            severity: diagnostic.severity,
+            help: diagnostic.help.clone(),
+            labels,
+            source: source.map(|s| NamedSource::new(s.path.display().to_string(), s.text.clone()).with_language(match s.format {
+                crate::manifest::Format::Toml => "TOML",
+                crate::manifest::Format::Kdl => "KDL",
+            })),
+        }
+    }
+}
+
+fn to_source_span(span: crate::manifest::tree::Span, source: &Source) -> SourceSpan {
+    let start = span.start.min(source.text.len());
+    let end = span.end.min(source.text.len()).max(start);
+    SourceSpan::new(start.into(), end - start)
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Shown {}
+
+impl miette::Diagnostic for Shown {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(format!("flyte::{}", self.code)))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        (!self.labels.is_empty()).then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+}

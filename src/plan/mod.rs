@@ -1,0 +1,243 @@
+//! The deployment plan: the resolved manifest → a DAG of steps with content-addressed versions.
+//!
+//! Steps are a code bundle per fast-copy environment, an image build per distinct image (a full-build
+//! environment gets its own, with its code baked in), and a deployment per environment. Edges run from
+//! what a step needs to the step: image and bundle → deployment, dependency → dependent. Levels group
+//! the steps that may run in parallel. The plan is data: the same object is printed, saved and, later,
+//! executed. The diff against a live cluster will fill each step's action.
+
+pub mod hash;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::bundle::{FileSet, Selection};
+use crate::manifest::model::{CopyStyle, EnvKind, Environment, Image, ImageSource, Manifest};
+use hash::{HashInput, VERSION_LEN, VersionHasher};
+
+/// The JSON plan's format version; bumped on any incompatible change.
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub project: String,
+    pub domain: String,
+    /// In dependency order: every step comes after the steps it needs.
+    pub steps: Vec<Step>,
+    /// Groups of step ids that may run at the same time, in order.
+    pub levels: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// "bundle:<env>", "image:<image>", "image:<image>+<env>" (full build) or "deploy:<env>".
+    pub id: String,
+    pub level: usize,
+    /// The content version: the first 20 hex digits of `digest`.
+    pub version: String,
+    pub digest: String,
+    /// The ids of the steps this one needs.
+    pub needs: Vec<String>,
+    #[serde(flatten)]
+    pub detail: StepDetail,
+    /// What went into the digest, in order.
+    pub inputs: Vec<HashInput>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StepDetail {
+    Bundle { environment: String, files: usize, bytes: u64 },
+    Image { image: String, repository: String, registry: Option<String>, from: String, baked_code_of: Option<String> },
+    Deploy { environment: String, environment_kind: EnvKind, pinned_version: Option<String>, image_step: String, bundle_step: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PlanError {
+    #[error(transparent)]
+    #[diagnostic(code(flyte::plan::files), help("check that the files exist and are readable"))]
+    Files(#[from] crate::bundle::select::WalkError),
+    #[error("internal: the dependency graph has a cycle through {0}, which validation should have refused")]
+    #[diagnostic(code(flyte::plan::cycle))]
+    Cycle(String),
+}
+
+/// Walks each folder once per plan, however many steps read it.
+#[derive(Default)]
+struct Files {
+    walked: BTreeMap<PathBuf, FileSet>,
+}
+
+impl Files {
+    fn of(&mut self, dir: &Path) -> Result<&FileSet, PlanError> {
+        if !self.walked.contains_key(dir) {
+            let set = FileSet::walk(dir)?;
+            self.walked.insert(dir.to_path_buf(), set);
+        }
+        Ok(&self.walked[dir])
+    }
+
+    /// A single file as a one-entry set, its path relative to `root`.
+    fn file(&mut self, root: &Path, relative: &str) -> Result<FileSet, PlanError> {
+        let full = root.join(relative);
+        let parent = full.parent().unwrap_or(root).to_path_buf();
+        let name = full.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let entry = self.of(&parent)?.files.iter().find(|f| f.path == name).cloned();
+        Ok(FileSet { files: entry.into_iter().map(|mut f| { f.path = relative.to_string(); f }).collect() })
+    }
+}
+
+fn add_files(hasher: &mut VersionHasher, label: &str, set: &FileSet) {
+    let detail = format!("{} files, {} bytes", set.files.len(), set.total_size());
+    hasher.raw(label, hex::encode(set.digest()), detail);
+}
+
+/// Builds the plan for a resolved manifest. Reads the files that versions depend on; nothing else.
+pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
+    let root = &manifest.project.root;
+    let mut files = Files::default();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut index_of: BTreeMap<String, usize> = BTreeMap::new();
+
+    // Code: one selection per environment over one walk of root_dir.
+    let mut code_sets: BTreeMap<&str, FileSet> = BTreeMap::new();
+    for env in manifest.environments.values() {
+        let all = files.of(root)?;
+        code_sets.insert(&env.name, Selection::new(&env.code.include, &env.code.exclude).apply(all));
+    }
+    for env in manifest.environments.values().filter(|e| e.code.copy_style == CopyStyle::Fast) {
+        let set = &code_sets[env.name.as_str()];
+        let mut hasher = VersionHasher::new();
+        add_files(&mut hasher, "files", set);
+        let detail = StepDetail::Bundle { environment: env.name.clone(), files: set.files.len(), bytes: set.total_size() };
+        push(&mut steps, &mut index_of, step(format!("bundle:{}", env.name), hasher, Vec::new(), detail));
+    }
+
+    // Images: the plain image once, however many fast-copy environments use it; one per full build.
+    for env in manifest.environments.values() {
+        let image = &manifest.images[&env.image];
+        let id = image_step_id(env);
+        if index_of.contains_key(&id) {
+            continue;
+        }
+        let mut hasher = image_hasher(image, root, &mut files)?;
+        let baked = match env.code.copy_style {
+            CopyStyle::Full => {
+                hasher.spec("code", &(&env.code.dst, &env.code.python_path));
+                add_files(&mut hasher, "code files", &code_sets[env.name.as_str()]);
+                Some(env.name.clone())
+            }
+            CopyStyle::Fast => None,
+        };
+        let registry = image.registry.clone().or_else(|| manifest.project.registry.clone());
+        let detail = StepDetail::Image { image: image.name.clone(), repository: image.repository.clone(), registry, from: describe_source(image), baked_code_of: baked };
+        push(&mut steps, &mut index_of, step(id, hasher, Vec::new(), detail));
+    }
+
+    // Deployments, in dependency order so each can take its dependencies' versions.
+    let mut graph: DiGraph<&str, ()> = DiGraph::new();
+    let nodes: BTreeMap<&str, NodeIndex> = manifest.environments.keys().map(|name| (name.as_str(), graph.add_node(name.as_str()))).collect();
+    for env in manifest.environments.values() {
+        for dependency in env.dependencies() {
+            if let (Some(&from), Some(&to)) = (nodes.get(dependency), nodes.get(env.name.as_str())) {
+                graph.update_edge(from, to, ());
+            }
+        }
+    }
+    let order = toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
+    for node in order {
+        let env = &manifest.environments[graph[node]];
+        let image_step = image_step_id(env);
+        let bundle_step = (env.code.copy_style == CopyStyle::Fast).then(|| format!("bundle:{}", env.name));
+        let mut hasher = VersionHasher::new();
+        hasher.spec("spec", &(&manifest.project.name, &env.name, env));
+        let mut needs = vec![image_step.clone()];
+        needs.extend(bundle_step.clone());
+        let mut dependencies: Vec<&str> = env.dependencies().collect();
+        dependencies.sort_unstable();
+        dependencies.dedup();
+        needs.extend(dependencies.iter().map(|d| format!("deploy:{d}")));
+        for need in &needs {
+            let version = &steps[index_of[need]].digest;
+            hasher.raw(need, version.clone(), String::new());
+        }
+        let detail = StepDetail::Deploy {
+            environment: env.name.clone(),
+            environment_kind: env.kind,
+            pinned_version: env.version.clone(),
+            image_step,
+            bundle_step,
+        };
+        push(&mut steps, &mut index_of, step(format!("deploy:{}", env.name), hasher, needs, detail));
+    }
+    Ok(order_and_level(manifest, steps))
+}
+
+fn push(steps: &mut Vec<Step>, index_of: &mut BTreeMap<String, usize>, step: Step) {
+    index_of.insert(step.id.clone(), steps.len());
+    steps.push(step);
+}
+
+fn step(id: String, hasher: VersionHasher, needs: Vec<String>, detail: StepDetail) -> Step {
+    let (digest, inputs) = hasher.finish();
+    Step { id, level: 0, version: digest[..VERSION_LEN].to_string(), digest, needs, detail, inputs }
+}
+
+fn image_step_id(env: &Environment) -> String {
+    match env.code.copy_style {
+        CopyStyle::Fast => format!("image:{}", env.image),
+        CopyStyle::Full => format!("image:{}+{}", env.image, env.name),
+    }
+}
+
+/// The image's own inputs: its spec (not its name or where it is pushed) and the files it reads.
+fn image_hasher(image: &Image, root: &Path, files: &mut Files) -> Result<VersionHasher, PlanError> {
+    let mut hasher = VersionHasher::new();
+    hasher.spec("spec", &(&image.source, &image.apt, &image.pip, &image.requirements, &image.uv_project, &image.sources, &image.env, &image.workdir, &image.user, &image.platforms));
+    if let ImageSource::Dockerfile { dockerfile, context, .. } = &image.source {
+        add_files(&mut hasher, &format!("dockerfile {dockerfile}"), &files.file(root, dockerfile)?);
+        add_files(&mut hasher, &format!("context {context}"), files.of(&root.join(context))?);
+    }
+    if let Some(requirements) = &image.requirements {
+        add_files(&mut hasher, &format!("requirements {requirements}"), &files.file(root, requirements)?);
+    }
+    if let Some(uv) = &image.uv_project {
+        add_files(&mut hasher, &format!("pyproject {}", uv.pyproject), &files.file(root, &uv.pyproject)?);
+        add_files(&mut hasher, &format!("lock {}", uv.lock), &files.file(root, &uv.lock)?);
+    }
+    for source in &image.sources {
+        add_files(&mut hasher, &format!("source {}", source.src), files.of(&root.join(&source.src))?);
+    }
+    Ok(hasher)
+}
+
+fn describe_source(image: &Image) -> String {
+    match &image.source {
+        ImageSource::Base { base } => base.clone(),
+        ImageSource::Debian { python } => format!("debian + python {python}"),
+        ImageSource::Dockerfile { dockerfile, .. } => format!("Dockerfile {dockerfile}"),
+    }
+}
+
+/// Orders steps so each follows what it needs, and numbers the levels (longest path from a root).
+fn order_and_level(manifest: &Manifest, mut steps: Vec<Step>) -> Plan {
+    // Bundles and images need nothing; deployments were pushed in topological order.
+    let mut level_of: BTreeMap<String, usize> = BTreeMap::new();
+    for step in &mut steps {
+        step.level = step.needs.iter().map(|n| level_of.get(n).map_or(0, |l| l + 1)).max().unwrap_or(0);
+        level_of.insert(step.id.clone(), step.level);
+    }
+    steps.sort_by(|a, b| a.level.cmp(&b.level).then_with(|| a.id.cmp(&b.id)));
+    let depth = steps.last().map_or(0, |s| s.level + 1);
+    let mut levels = vec![Vec::new(); depth];
+    for step in &steps {
+        levels[step.level].push(step.id.clone());
+    }
+    Plan { schema_version: PLAN_SCHEMA_VERSION, project: manifest.project.name.clone(), domain: manifest.domain.clone(), steps, levels }
+}
