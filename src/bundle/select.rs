@@ -155,18 +155,3 @@ impl Selection {
         FileSet { files: set.files.iter().filter(|f| self.keeps(&f.path)).cloned().collect() }
     }
 }
-
-/// Patterns of `patterns` that match no path of `set`.
-pub fn unmatched<'a>(patterns: &'a [String], set: &FileSet) -> Vec<&'a str> {
-    patterns
-        .iter()
-        .filter(|pattern| match Glob::new(pattern) {
-            Ok(glob) => {
-                let matcher = glob.compile_matcher();
-                !set.files.iter().any(|f| matcher.is_match(&f.path))
-            }
-            Err(_) => false,
-        })
-        .map(String::as_str)
-        .collect()
-}

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use decode::{Cx, Decode};
 use diagnostic::{Diagnostic, suggestion};
 use raw::{Patch, RawDomain, RawManifest};
-use tree::{Node, Span, Table, Value};
+use tree::{Node, Table, Value};
 
 /// Larger than any hand-written manifest; a bigger file is almost certainly not a manifest.
 pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
@@ -200,7 +200,8 @@ impl Parsed {
         let overlays = root.remove("domains");
         let declared = self.declared_domains();
         let declared_refs: Vec<&str> = declared.iter().map(String::as_str).collect();
-        if !declared.iter().any(|d| d == domain) {
+        // With no domains declared, project validation reports that; naming the missing one adds nothing.
+        if !declared.is_empty() && !declared.iter().any(|d| d == domain) {
             let span = root.get("project").and_then(|p| p.value.as_table()).and_then(|p| p.get("domains")).map(|d| d.value.span);
             let mut diagnostic = Diagnostic::error("unknown-domain", format!("the project has no domain \"{domain}\"")).help(format!("{} (declared: {})", suggestion(domain, &declared_refs), declared.join(", ")));
             if let Some(span) = span {
@@ -263,12 +264,13 @@ pub fn load(path: &Path, domain: Option<&str>) -> Result<(Parsed, model::Manifes
 /// Validates every declared domain; the diagnostics of all of them, repeats removed.
 pub fn validate_all(parsed: &Parsed) -> Vec<Diagnostic> {
     let mut all = Vec::new();
-    for domain in parsed.declared_domains() {
+    let mut domains = parsed.declared_domains();
+    if domains.is_empty() {
+        domains.push(String::new());
+    }
+    for domain in domains {
         all.extend(parsed.resolve(&domain).diagnostics);
     }
     dedupe(&mut all);
     all
 }
-
-/// A span that covers nothing, for values flyte supplies.
-pub const NO_SPAN: Span = Span { start: 0, end: 0 };

@@ -8,8 +8,6 @@ use serde_json::{Map, Value, json};
 use super::decode::{Shape, StructInfo};
 use super::raw::RawManifest;
 
-pub const SCHEMA_ID: &str = "https://flyte.dev/schema/flyte.schema.json";
-
 /// The schema, as pretty JSON with a trailing newline.
 pub fn render() -> String {
     let mut text = serde_json::to_string_pretty(&schema()).unwrap_or_default();
@@ -22,7 +20,6 @@ pub fn schema() -> Value {
     let root = struct_schema(&RawManifest::INFO, false, &mut defs);
     let mut out = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
         "title": "flyte manifest",
     });
     if let (Value::Object(out), Value::Object(root)) = (&mut out, root) {
@@ -73,7 +70,8 @@ fn shape_schema(shape: Shape, patch: bool, defs: &mut Map<String, Value>) -> Val
         Shape::List(item) => json!({"type": "array", "items": shape_schema(item(), patch, defs)}),
         Shape::Map(item) => json!({"type": "object", "additionalProperties": shape_schema(item(), patch, defs)}),
         Shape::Struct(info) => {
-            let name = if patch { format!("{}Overlay", info.name.trim_start_matches("Raw")) } else { info.name.trim_start_matches("Raw").to_string() };
+            let base = info.name.trim_start_matches("Raw");
+            let name = if patch && !base.ends_with("Overlay") { format!("{base}Overlay") } else { base.to_string() };
             if !defs.contains_key(&name) {
                 // Reserve the name first, so a type that contains itself cannot recurse forever.
                 defs.insert(name.clone(), Value::Null);

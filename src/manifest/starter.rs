@@ -5,8 +5,9 @@ use super::Format;
 pub fn starter(project: &str, format: Format) -> String {
     match format {
         Format::Toml => format!(
-            r#"#:schema https://flyte.dev/schema/flyte.schema.json
-# A flyte manifest. Every field is documented in flyte.toml.example; `flyte schema` prints the JSON Schema.
+            r#"# A flyte manifest. Every field is documented in flyte.toml.example of the flyte repository.
+# For completion in editors: `flyte schema > flyte.schema.json`, then start this file with
+# #:schema ./flyte.schema.json
 
 [project]
 name = "{project}"
@@ -28,7 +29,7 @@ max_replicas = 2
 "#
         ),
         Format::Kdl => format!(
-            r#"// A flyte manifest. Every field is documented in flyte.toml.example; `flyte schema` prints the JSON Schema.
+            r#"// A flyte manifest. Every field is documented in flyte.toml.example of the flyte repository.
 
 project {{
     name "{project}"

@@ -152,8 +152,33 @@ pub fn resolve(raw: &RawManifest, domain: &str, manifest_dir: &Path, diags: &mut
         .map(|(name, image)| (name.value.clone(), self::image(&mut checker, &project, name, image)))
         .collect();
     let environments = super::validate_env::environments(&mut checker, raw, &project, domain, &images);
+    warn_unmatched_globs(&mut checker, raw);
     let errors = checker.diags.iter().filter(|d| d.is_error()).count();
     (errors == before).then(|| Manifest { project, domain: domain.to_string(), images, environments })
+}
+
+/// Warns about include/exclude globs of enabled environments that match no file under root_dir.
+fn warn_unmatched_globs(checker: &mut Checker, raw: &RawManifest) {
+    let patterns: Vec<&Spanned<String>> = raw
+        .environments
+        .iter()
+        .flat_map(Keyed::iter)
+        .filter(|(_, env)| env.enabled.as_ref().is_none_or(|e| e.value))
+        .filter_map(|(_, env)| env.code.as_ref())
+        .flat_map(|code| code.include.iter().flatten().chain(code.exclude.iter().flatten()))
+        .collect();
+    if patterns.is_empty() {
+        return;
+    }
+    // An unreadable tree is reported by the plan, which must read it; a warning needs no second error.
+    let Ok(files) = crate::bundle::FileSet::walk(&checker.root) else { return };
+    for pattern in patterns {
+        let Ok(glob) = globset::Glob::new(pattern) else { continue };
+        let matcher = glob.compile_matcher();
+        if !files.files.iter().any(|f| matcher.is_match(&f.path)) {
+            checker.warning("glob-matches-nothing", pattern.span, format!("\"{}\" matches no file under root_dir", pattern.value), "matches nothing", "globs are relative to root_dir, e.g. \"src/**/*.py\"; a typo here silently ships the wrong files");
+        }
+    }
 }
 
 fn project(checker: &mut Checker, raw: &RawManifest, root_dir: String) -> Project {
