@@ -47,9 +47,9 @@ impl FileSet {
         let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().into_iter().filter_entry(|entry| {
             let name = entry.file_name().to_string_lossy();
             let top = entry.depth() == 1;
-            !(entry.file_type().is_dir() && IGNORED_DIRS.contains(&name.as_ref()))
-                && !IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s))
-                && !(top && IGNORED_ROOT_FILES.contains(&name.as_ref()))
+            let ignored_dir = entry.file_type().is_dir() && IGNORED_DIRS.contains(&name.as_ref());
+            let ignored_file = IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s)) || (top && IGNORED_ROOT_FILES.contains(&name.as_ref()));
+            !(ignored_dir || ignored_file)
         });
         for entry in walker {
             let entry = entry.map_err(|error| {

@@ -106,42 +106,42 @@ impl Mapper<'_> {
     /// One entry of a map (`environment "backend" { … }`) or one item of a list (`source { … }`).
     fn each(&mut self, node: &KdlNode, field: &str, shape: Shape, table: &mut Table) {
         let name_span = span_of(node.name().span());
-        if table.get(field).is_none() {
-            let empty = match shape {
-                Shape::List(_) => Value::List(Vec::new()),
-                _ => Value::Table(Table::default()),
-            };
-            table.entries.push(Entry { key: field.to_string(), key_span: name_span, value: Node::new(empty, name_span) });
-        }
-        let item = match unpatch(shape) {
-            Shape::Map(item) => {
-                let key = match node.entries().first() {
-                    Some(entry) if entry.name().is_none() => match entry.value() {
-                        KdlValue::String(key) => Some((key.clone(), span_of(entry.span()))),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let Some((key, key_span)) = key else {
-                    let each = node.name().value();
-                    self.error(name_span, format!("`{each}` needs its name as the first argument"), "name missing", &format!("e.g. {each} \"name\" {{ … }}"));
-                    return;
-                };
-                let Some(value) = self.value(node, item(), 1) else { return };
-                let Some(Entry { value: Node { value: Value::Table(map), .. }, .. }) = table.get_mut(field) else { return };
-                let mut map = std::mem::take(map);
-                self.insert(&mut map, key, key_span, value);
-                if let Some(Entry { value: Node { value: Value::Table(slot), .. }, .. }) = table.get_mut(field) {
-                    *slot = map;
-                }
-                return;
-            }
-            Shape::List(item) => self.value(node, item(), 0),
-            _ => None,
+        let (key, item) = match unpatch(shape) {
+            Shape::Map(item) => match self.entry_key(node) {
+                Some(key) => (Some(key), item),
+                None => return,
+            },
+            Shape::List(item) => (None, item),
+            _ => return,
         };
-        if let (Some(item), Some(Entry { value: Node { value: Value::List(items), .. }, .. })) = (item, table.get_mut(field)) {
-            items.push(item);
+        let Some(value) = self.value(node, item(), usize::from(key.is_some())) else { return };
+        let index = match table.entries.iter().position(|e| e.key == field) {
+            Some(index) => index,
+            None => {
+                let empty = if key.is_some() { Value::Table(Table::default()) } else { Value::List(Vec::new()) };
+                table.entries.push(Entry { key: field.to_string(), key_span: name_span, value: Node::new(empty, name_span) });
+                table.entries.len() - 1
+            }
+        };
+        match (&mut table.entries[index].value.value, key) {
+            (Value::Table(map), Some((key, key_span))) => self.insert(map, key, key_span, value),
+            (Value::List(items), None) => items.push(value),
+            _ => {}
         }
+    }
+
+    /// The first argument of a map entry's node: its name.
+    fn entry_key(&mut self, node: &KdlNode) -> Option<(String, Span)> {
+        if let Some(entry) = node.entries().first()
+            && entry.name().is_none()
+            && let KdlValue::String(key) = entry.value()
+        {
+            return Some((key.clone(), span_of(entry.span())));
+        }
+        let each = node.name().value();
+        let message = format!("`{each}` needs its name as the first argument");
+        self.error(span_of(node.name().span()), message, "name missing", &format!("e.g. {each} \"name\" {{ … }}"));
+        None
     }
 
     /// The value of `node` as `shape`, ignoring its first `skip` arguments (a map entry's key).
@@ -168,11 +168,6 @@ impl Mapper<'_> {
                 Some(Node::new(Value::List(items), span))
             }
             Shape::BoolOr(_) if args.len() == 1 && !has_props && children.is_empty() => self.scalar(args[0]),
-            Shape::Any if args.len() == 1 && !has_props && children.is_empty() => self.scalar(args[0]),
-            Shape::Any if !has_props && children.is_empty() => {
-                let items = args.into_iter().map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
-                Some(Node::new(Value::List(items), span))
-            }
             Shape::Any => Some(self.generic(node)),
             shape => {
                 if !args.is_empty() {
@@ -231,17 +226,39 @@ impl Mapper<'_> {
         Some(Node::new(value, span))
     }
 
-    /// A node outside the schema, mapped without a shape so that decoding can name it.
+    /// A node mapped without a schema shape: a field decoding will report as unknown, or a free-form
+    /// input value. One argument is a scalar, several (or `- item` children) a list, properties and
+    /// children a table.
     fn generic(&mut self, node: &KdlNode) -> Node {
         let span = span_of(node.span());
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
-        if args.len() == 1 && node.children().is_none() && args.len() == node.entries().len() {
-            return self.scalar(args[0]).unwrap_or_else(|| Node::new(Value::Table(Table::default()), span));
+        let children = node.children().map(|c| c.nodes()).unwrap_or_default();
+        let has_props = args.len() < node.entries().len();
+        if !has_props && children.is_empty() {
+            if let [only] = args.as_slice() {
+                return self.scalar(only).unwrap_or_else(|| Node::new(Value::Table(Table::default()), span));
+            }
+            let items = args.into_iter().filter_map(|a| self.scalar(a)).collect();
+            return Node::new(Value::List(items), span);
+        }
+        if args.is_empty() && !has_props && children.iter().all(|c| c.name().value() == "-") {
+            let items = children.iter().map(|c| self.generic(c)).collect();
+            return Node::new(Value::List(items), span);
+        }
+        if let Some(first) = args.first() {
+            let name = node.name().value();
+            let message = format!("`{name}` mixes arguments with properties or child nodes");
+            self.error(span_of(first.span()), message, "argument beside a table", &format!("write a table (`{name} key=1`) or plain values (`{name} \"a\" \"b\"`), not both"));
         }
         let mut table = Table::default();
-        for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
+        for prop in node.entries().iter().filter(|e| e.name().is_some()) {
+            if let (Some(key), Some(value)) = (prop.name(), self.scalar(prop)) {
+                self.insert(&mut table, key.value().to_string(), span_of(key.span()), value);
+            }
+        }
+        for child in children {
             let value = self.generic(child);
-            table.entries.push(Entry { key: child.name().value().to_string(), key_span: span_of(child.name().span()), value });
+            self.insert(&mut table, child.name().value().to_string(), span_of(child.name().span()), value);
         }
         Node::new(Value::Table(table), span)
     }

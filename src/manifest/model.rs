@@ -103,7 +103,7 @@ pub struct Environment {
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum KindSpec {
-    App(AppSpec),
+    App(Box<AppSpec>),
     Task(TaskSpec),
 }
 

@@ -17,6 +17,16 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         for error in errors {
             let span = error.span().map(Span::from).unwrap_or_default();
             let message = error.message().trim().to_string();
+            // A long dotted key nests without brackets, so the scan above cannot see it; the parser's
+            // own limit then stops it, and that is the same mistake as any other deep nesting.
+            if message.contains("recursion limit") {
+                diags.push(
+                    Diagnostic::error("too-deep", format!("the manifest nests deeper than {MAX_DEPTH} levels"))
+                        .at(if span == Span::default() { long_dotted_key(text).unwrap_or(span) } else { span }, "nested too deeply")
+                        .help("no manifest field nests this deep; look for a very long dotted key"),
+                );
+                continue;
+            }
             diags.push(Diagnostic::error("toml-syntax", format!("invalid TOML: {message}")).at(span, message));
         }
         return None;
@@ -24,6 +34,32 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let span = Span::from(document.span());
     let table = convert_table(document.get_ref(), 1, diags)?;
     Some(Node::new(Value::Table(table), span))
+}
+
+/// The first line with more key dots than any manifest nests: the parser's "recursion limit" error has
+/// no span, and only a dotted key that long reaches it. Dots in strings and comments do not count.
+fn long_dotted_key(text: &str) -> Option<Span> {
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let (mut dots, mut quote, mut escaped) = (0, None, false);
+        for byte in line.bytes() {
+            match (quote, byte) {
+                _ if escaped => escaped = false,
+                (Some(b'"'), b'\\') => escaped = true,
+                (Some(open), _) if byte == open => quote = None,
+                (Some(_), _) => {}
+                (None, b'#') => break,
+                (None, b'"' | b'\'') => quote = Some(byte),
+                (None, b'.') => dots += 1,
+                (None, _) => {}
+            }
+        }
+        if dots >= MAX_DEPTH {
+            return Some(Span::new(start, start + line.trim_end().len()));
+        }
+        start += line.len();
+    }
+    None
 }
 
 fn convert_table(table: &DeTable<'_>, depth: usize, diags: &mut Vec<Diagnostic>) -> Option<Table> {

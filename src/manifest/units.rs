@@ -37,17 +37,17 @@ impl std::fmt::Display for Quantity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let v = self.measure_value;
         match self.measure {
-            MeasureTag::Milli if v % 1000 == 0 => write!(f, "{}", v / 1000),
+            MeasureTag::Milli if v.is_multiple_of(1000) => write!(f, "{}", v / 1000),
             MeasureTag::Milli => write!(f, "{v}m"),
             MeasureTag::Count => write!(f, "{v}"),
             MeasureTag::Bytes => {
                 for (suffix, factor) in BINARY.iter().rev() {
-                    if v >= *factor && v % factor == 0 {
+                    if v >= *factor && v.is_multiple_of(*factor) {
                         return write!(f, "{}{suffix}", v / factor);
                     }
                 }
                 for (suffix, factor) in DECIMAL.iter().rev() {
-                    if v >= *factor && v % factor == 0 {
+                    if v >= *factor && v.is_multiple_of(*factor) {
                         return write!(f, "{}{suffix}", v / factor);
                     }
                 }
@@ -92,7 +92,7 @@ pub fn parse_quantity(text: &str, measure: Measure) -> Result<Quantity, String> 
         _ => return Err(expected(measure)),
     };
     let scaled = mantissa.checked_mul(multiplier).ok_or_else(|| expected(measure))?;
-    if scaled % scale != 0 {
+    if !scaled.is_multiple_of(scale) {
         return Err(format!("{} (too precise: the smallest unit is {})", expected(measure), smallest(measure)));
     }
     Ok(Quantity { measure_value: scaled / scale, measure: tag })

@@ -105,7 +105,7 @@ fn environment(
     let secrets = secrets(checker, env);
     let code = code(checker, name, env, version.is_some());
     let spec = match env.kind.value {
-        EnvKind::App => KindSpec::App(app(checker, raw, name, env, &env_vars)),
+        EnvKind::App => KindSpec::App(Box::new(app(checker, raw, name, env, &env_vars))),
         EnvKind::Task => {
             let app_fields: [(&str, Option<Span>); 9] = [
                 ("port", env.port.as_ref().map(|v| v.span)),

@@ -1,0 +1,1 @@
+"""A package of workflows that share one task environment and some utilities."""

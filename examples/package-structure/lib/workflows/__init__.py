@@ -1,0 +1,1 @@
+"""The workflows: each module offers tasks of the shared `workflows` environment."""

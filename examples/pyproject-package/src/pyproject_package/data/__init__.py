@@ -1,0 +1,1 @@
+"""Loading and cleaning data; no Flyte here."""

@@ -1,0 +1,1 @@
+"""Analysis of cleaned records; no Flyte here."""

@@ -1,0 +1,1 @@
+"""The Flyte tasks: thin async wrappers that chain the business logic."""
