@@ -39,6 +39,36 @@ pub enum Command {
     Config(DomainArg),
     /// Print the manifest's JSON Schema.
     Schema,
+    /// Build the code bundles of fast-copy environments, and show what goes in and what is left out.
+    Bundle(BundleArgs),
+    /// Manage flyte's cache of file digests and built bundles.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BundleArgs {
+    /// The environment to bundle. Default: every fast-copy environment.
+    pub environment: Option<String>,
+    #[command(flatten)]
+    pub domain: DomainArg,
+    /// Also write the bundle to FILE (atomically). Needs ENVIRONMENT when several would be bundled.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// List every file that goes in, with its mode and size.
+    #[arg(long)]
+    pub list: bool,
+    /// List every file and folder left out, with the rule (file and line) that left it out.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print where the cache lives.
+    Dir,
+    /// Remove everything in the cache; it is rebuilt as needed.
+    Clean,
 }
 
 #[derive(Debug, clap::Args)]

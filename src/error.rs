@@ -1,5 +1,6 @@
 //! The one error type of the command line and the exit codes it maps to (the README's table).
 
+use crate::bundle::BundleError;
 use crate::manifest::Report;
 use crate::plan::PlanError;
 
@@ -27,6 +28,8 @@ pub enum Error {
     Manifest(Report),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     #[error("{message}")]
     Input { message: String, help: Option<String> },
     #[error("{0}")]
@@ -42,6 +45,8 @@ impl Error {
             Error::Plan(PlanError::Files(_)) => Exit::Invalid,
             Error::Plan(PlanError::Cycle(_)) | Error::Internal(_) => Exit::Internal,
             Error::Usage(_) => Exit::Usage,
+            Error::Bundle(BundleError::Build(_)) => Exit::Build,
+            Error::Bundle(_) => Exit::Invalid,
         }
     }
 

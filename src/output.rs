@@ -60,7 +60,11 @@ impl Output {
                         to_stderr(&self.render(source.as_ref(), &shown));
                         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
                         let warnings = diagnostics.len() - errors;
-                        to_stderr(&format!("{errors} error{}, {warnings} warning{}\n", plural(errors), plural(warnings)));
+                        to_stderr(&format!(
+                            "{errors} error{}, {warnings} warning{}\n",
+                            plural(errors),
+                            plural(warnings)
+                        ));
                     }
                     Format::Json => self.result(&diagnostics_json(source.as_ref(), &shown).to_string()),
                 }
@@ -69,6 +73,7 @@ impl Output {
                 let help = match other {
                     Error::Input { help: Some(help), .. } => Some(help.clone()),
                     Error::Plan(error) => miette::Diagnostic::help(error).map(|h| h.to_string()),
+                    Error::Bundle(error) => Some(error.help()),
                     _ => None,
                 };
                 match self.format {
@@ -78,7 +83,10 @@ impl Output {
                             to_stderr(&format!("  help: {help}\n"));
                         }
                     }
-                    Format::Json => self.result(&json!({"error": other.to_string(), "help": help, "exit_code": other.exit() as i32}).to_string()),
+                    Format::Json => self.result(
+                        &json!({"error": other.to_string(), "help": help, "exit_code": other.exit() as i32})
+                            .to_string(),
+                    ),
                 }
             }
         }
@@ -122,10 +130,14 @@ pub fn diagnostics_json(source: Option<&Source>, diagnostics: &[&Diagnostic]) ->
         .iter()
         .map(|d| {
             let (line, column) = d.span.and_then(|s| place(s.start)).unzip();
-            let related: Vec<serde_json::Value> = d.related.iter().map(|r| {
-                let (line, column) = place(r.span.start).unzip();
-                json!({"line": line, "column": column, "label": r.label})
-            }).collect();
+            let related: Vec<serde_json::Value> = d
+                .related
+                .iter()
+                .map(|r| {
+                    let (line, column) = place(r.span.start).unzip();
+                    json!({"line": line, "column": column, "label": r.label})
+                })
+                .collect();
             json!({
                 "severity": d.severity,
                 "code": d.code,
@@ -159,9 +171,13 @@ impl Shown {
         let mut labels = Vec::new();
         let source = source.filter(|_| diagnostic.span.is_some());
         if let (Some(span), Some(source)) = (diagnostic.span, source) {
-            labels.push(LabeledSpan::new_primary_with_span(Some(diagnostic.label.clone()), to_source_span(span, source)));
+            labels
+                .push(LabeledSpan::new_primary_with_span(Some(diagnostic.label.clone()), to_source_span(span, source)));
             for related in &diagnostic.related {
-                labels.push(LabeledSpan::new_with_span(Some(related.label.clone()), to_source_span(related.span, source)));
+                labels.push(LabeledSpan::new_with_span(
+                    Some(related.label.clone()),
+                    to_source_span(related.span, source),
+                ));
             }
         }
         Shown {
@@ -170,10 +186,12 @@ impl Shown {
             severity: diagnostic.severity,
             help: diagnostic.help.clone(),
             labels,
-            source: source.map(|s| NamedSource::new(s.path.display().to_string(), s.text.clone()).with_language(match s.format {
-                crate::manifest::Format::Toml => "TOML",
-                crate::manifest::Format::Kdl => "KDL",
-            })),
+            source: source.map(|s| {
+                NamedSource::new(s.path.display().to_string(), s.text.clone()).with_language(match s.format {
+                    crate::manifest::Format::Toml => "TOML",
+                    crate::manifest::Format::Kdl => "KDL",
+                })
+            }),
         }
     }
 }
@@ -209,6 +227,7 @@ impl miette::Diagnostic for Shown {
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        (!self.labels.is_empty()).then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
+        (!self.labels.is_empty())
+            .then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
     }
 }

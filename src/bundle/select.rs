@@ -8,8 +8,20 @@ use sha2::{Digest, Sha256};
 
 /// Folder names never shipped: version control, caches, virtualenvs and build output.
 pub const IGNORED_DIRS: [&str; 14] = [
-    ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "dist", "build", ".mypy_cache", ".pytest_cache",
-    ".ruff_cache", ".tox", ".ipynb_checkpoints", "node_modules",
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "dist",
+    "build",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".tox",
+    ".ipynb_checkpoints",
+    "node_modules",
 ];
 /// File name suffixes never shipped.
 pub const IGNORED_SUFFIXES: [&str; 4] = [".pyc", ".pyo", ".DS_Store", ".swp"];
@@ -44,17 +56,22 @@ impl FileSet {
     /// Walks `dir`, skipping the standard ignores.
     pub fn walk(dir: &Path) -> Result<FileSet, WalkError> {
         let mut files = Vec::new();
-        let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().into_iter().filter_entry(|entry| {
-            let name = entry.file_name().to_string_lossy();
-            let top = entry.depth() == 1;
-            let ignored_dir = entry.file_type().is_dir() && IGNORED_DIRS.contains(&name.as_ref());
-            let ignored_file = IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s)) || (top && IGNORED_ROOT_FILES.contains(&name.as_ref()));
-            !(ignored_dir || ignored_file)
-        });
+        let walker =
+            walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().into_iter().filter_entry(|entry| {
+                let name = entry.file_name().to_string_lossy();
+                let top = entry.depth() == 1;
+                let ignored_dir = entry.file_type().is_dir() && IGNORED_DIRS.contains(&name.as_ref());
+                let ignored_file = IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s))
+                    || (top && IGNORED_ROOT_FILES.contains(&name.as_ref()));
+                !(ignored_dir || ignored_file)
+            });
         for entry in walker {
             let entry = entry.map_err(|error| {
                 let path = error.path().unwrap_or(dir).to_path_buf();
-                WalkError { path, source: error.into_io_error().unwrap_or_else(|| std::io::Error::other("file system loop")) }
+                WalkError {
+                    path,
+                    source: error.into_io_error().unwrap_or_else(|| std::io::Error::other("file system loop")),
+                }
             })?;
             let file_type = entry.file_type();
             if !(file_type.is_file() || file_type.is_symlink()) {
@@ -69,7 +86,9 @@ impl FileSet {
                 let text = target.to_string_lossy().into_owned();
                 (Sha256::digest(text.as_bytes()).into(), text.len() as u64, false)
             } else {
-                let meta = entry.metadata().map_err(|e| error(e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata"))))?;
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| error(e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata"))))?;
                 (hash_file(full).map_err(error)?, meta.len(), is_executable(&meta))
             };
             files.push(FileEntry { path, executable, size, digest, symlink: file_type.is_symlink() });

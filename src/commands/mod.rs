@@ -1,5 +1,7 @@
 //! One thin file per subcommand: settings in, one library call, output out.
 
+mod bundle;
+mod cache;
 mod config;
 mod init;
 mod plan;
@@ -20,6 +22,8 @@ pub fn run(cli: Cli, out: &Output) -> Result<Exit, Error> {
         Command::Plan(args) => plan::run(&locate(cli.file.as_deref(), out)?, args, out),
         Command::Config(args) => config::run(&locate(cli.file.as_deref(), out)?, args.domain.as_deref(), out),
         Command::Schema => schema::run(out),
+        Command::Bundle(args) => bundle::run(&locate(cli.file.as_deref(), out)?, args, out),
+        Command::Cache(command) => cache::run(command, out),
     }
 }
 
@@ -28,7 +32,9 @@ fn locate(file: Option<&Path>, out: &Output) -> Result<PathBuf, Error> {
     if let Some(file) = file {
         return Ok(file.to_path_buf());
     }
-    let cwd = std::env::current_dir().map_err(|e| Error::input(format!("cannot read the current folder: {e}"), "run flyte from an existing folder"))?;
+    let cwd = std::env::current_dir().map_err(|e| {
+        Error::input(format!("cannot read the current folder: {e}"), "run flyte from an existing folder")
+    })?;
     match manifest::find(&cwd) {
         Ok((path, warning)) => {
             out.warnings(None, warning.as_slice());
@@ -40,6 +46,7 @@ fn locate(file: Option<&Path>, out: &Output) -> Result<PathBuf, Error> {
 
 /// Reads and parses a manifest, turning failures into the command's error.
 fn parse(path: &Path) -> Result<manifest::Parsed, Error> {
-    let source = manifest::read(path).map_err(|d| Error::Manifest(manifest::Report { source: None, diagnostics: vec![d] }))?;
+    let source =
+        manifest::read(path).map_err(|d| Error::Manifest(manifest::Report { source: None, diagnostics: vec![d] }))?;
     manifest::parse(source).map_err(Error::Manifest)
 }

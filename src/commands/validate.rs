@@ -13,8 +13,12 @@ pub fn run(path: &Path, out: &Output) -> Result<Exit, Error> {
     out.warnings(Some(&parsed.source), &diagnostics);
     let domains = parsed.declared_domains();
     match out.format {
-        crate::cli::Format::Text if !out.quiet => out.result(&format!("{} is valid for {}", path.display(), domains.join(", "))),
-        crate::cli::Format::Json => out.result(&crate::output::diagnostics_json(Some(&parsed.source), &diagnostics.iter().collect::<Vec<_>>()).to_string()),
+        crate::cli::Format::Text if !out.quiet => {
+            out.result(&format!("{} is valid for {}", path.display(), domains.join(", ")))
+        }
+        crate::cli::Format::Json => out.result(
+            &crate::output::diagnostics_json(Some(&parsed.source), &diagnostics.iter().collect::<Vec<_>>()).to_string(),
+        ),
         _ => {}
     }
     Ok(Exit::Success)

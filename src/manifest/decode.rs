@@ -130,7 +130,9 @@ impl<'d> Cx<'d> {
             None if self.partial => None,
             None => {
                 let message = format!("`{}` needs the field `{name}`", self.path());
-                self.push(Diagnostic::error("missing-field", message).at(parent.span, format!("`{name}` is missing here")));
+                self.push(
+                    Diagnostic::error("missing-field", message).at(parent.span, format!("`{name}` is missing here")),
+                );
                 None
             }
         }

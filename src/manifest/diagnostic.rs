@@ -73,12 +73,22 @@ impl Diagnostic {
 
 /// The closest candidate to `word`, for "did you mean" help.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    // Typos first: a few edits away, a swap of two letters counting as one ("wbe" → "web").
+    let allowed = (word.chars().count() / 3).max(1);
+    let closest = candidates
+        .iter()
+        .map(|c| (strsim::osa_distance(word, c), *c))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, _)| *d);
+    closest.map(|(_, c)| c).or_else(|| {
+        candidates
+            .iter()
+            .map(|c| (strsim::jaro_winkler(word, c), *c))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, c)| c)
+    })
 }
 
 /// "did you mean `x`?" when a close candidate exists, otherwise the list of what is allowed.
@@ -86,6 +96,8 @@ pub fn suggestion(word: &str, candidates: &[&str]) -> String {
     match did_you_mean(word, candidates.iter().copied()) {
         Some(best) => format!("did you mean `{best}`?"),
         None if candidates.is_empty() => "nothing is declared here yet".to_string(),
-        None => format!("expected one of: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")),
+        None => {
+            format!("expected one of: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))
+        }
     }
 }

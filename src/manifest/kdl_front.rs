@@ -8,7 +8,12 @@
 //!   key: `environment "backend" { … }`; a list of tables, one node per item: `source { src "lib" }`;
 //! - a map of plain values takes properties or children: `env LOG_LEVEL="debug"`.
 
-use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+use std::collections::HashMap;
+
+use kdl::{KdlDocument, KdlValue};
+
+// The mapper reads the light document of `kdl_fast`, whichever parser read the text.
+use super::kdl_fast::{Document, Entry as KdlEntry, Node as KdlNode};
 
 use super::decode::{Shape, StructInfo};
 use super::diagnostic::Diagnostic;
@@ -22,7 +27,10 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         diags.push(error);
         return None;
     }
-    let document = match KdlDocument::parse_v2(text) {
+    // The fast reader takes the common subset; the kdl crate reads the rest and reports every error.
+    let document = match super::kdl_fast::parse(text)
+        .map_or_else(|| KdlDocument::parse_v2(text).map(|d| Document::from(&d)), Ok)
+    {
         Ok(document) => document,
         Err(error) => {
             for diagnostic in error.diagnostics {
@@ -64,18 +72,25 @@ impl Mapper<'_> {
     /// The child nodes of a struct's node, as the struct's table.
     fn children(&mut self, nodes: &[KdlNode], info: &StructInfo) -> Table {
         let mut table = Table::default();
+        // The keys given so far in each map of `kdl_each` entries: a map may hold thousands.
+        let mut given: HashMap<&str, HashMap<String, Span>> = HashMap::new();
         for node in nodes {
             let name = node.name().value();
             let name_span = span_of(node.name().span());
             if let Some(field) = info.fields.iter().find(|f| f.kdl_each == Some(name)) {
-                self.each(node, field.name, (field.shape)(), &mut table);
+                self.each(node, field.name, (field.shape)(), &mut table, given.entry(field.name).or_default());
                 continue;
             }
             let value = match info.field(name) {
                 Some(field) => {
                     if let Some(each) = field.kdl_each {
                         let message = format!("write each entry of `{}` as its own `{each}` node", field.name);
-                        self.error(name_span, message, "not a KDL node name here", &format!("e.g. {each} \"name\" {{ … }}"));
+                        self.error(
+                            name_span,
+                            message,
+                            "not a KDL node name here",
+                            &format!("e.g. {each} \"name\" {{ … }}"),
+                        );
                         continue;
                     }
                     self.value(node, (field.shape)(), 0)
@@ -92,19 +107,31 @@ impl Mapper<'_> {
     fn insert(&mut self, table: &mut Table, key: String, key_span: Span, value: Node) {
         if let Some(first) = table.get(&key) {
             let first_span = first.key_span;
-            self.diags.push(
-                Diagnostic::error("duplicate", format!("`{key}` is given twice"))
-                    .at(key_span, "given again here")
-                    .related(first_span, "first given here")
-                    .help("give each field once"),
-            );
+            self.duplicate(&key, key_span, first_span);
             return;
         }
         table.entries.push(Entry { key, key_span, value });
     }
 
+    fn duplicate(&mut self, key: &str, key_span: Span, first_span: Span) {
+        self.diags.push(
+            Diagnostic::error("duplicate", format!("`{key}` is given twice"))
+                .at(key_span, "given again here")
+                .related(first_span, "first given here")
+                .help("give each field once"),
+        );
+    }
+
     /// One entry of a map (`environment "backend" { … }`) or one item of a list (`source { … }`).
-    fn each(&mut self, node: &KdlNode, field: &str, shape: Shape, table: &mut Table) {
+    /// `given` holds the map's keys so far, where each was given.
+    fn each(
+        &mut self,
+        node: &KdlNode,
+        field: &str,
+        shape: Shape,
+        table: &mut Table,
+        given: &mut HashMap<String, Span>,
+    ) {
         let name_span = span_of(node.name().span());
         let (key, item) = match unpatch(shape) {
             Shape::Map(item) => match self.entry_key(node) {
@@ -119,12 +146,22 @@ impl Mapper<'_> {
             Some(index) => index,
             None => {
                 let empty = if key.is_some() { Value::Table(Table::default()) } else { Value::List(Vec::new()) };
-                table.entries.push(Entry { key: field.to_string(), key_span: name_span, value: Node::new(empty, name_span) });
+                table.entries.push(Entry {
+                    key: field.to_string(),
+                    key_span: name_span,
+                    value: Node::new(empty, name_span),
+                });
                 table.entries.len() - 1
             }
         };
         match (&mut table.entries[index].value.value, key) {
-            (Value::Table(map), Some((key, key_span))) => self.insert(map, key, key_span, value),
+            (Value::Table(map), Some((key, key_span))) => match given.get(&key) {
+                Some(&first_span) => self.duplicate(&key, key_span, first_span),
+                None => {
+                    given.insert(key.clone(), key_span);
+                    map.entries.push(Entry { key, key_span, value });
+                }
+            },
             (Value::List(items), None) => items.push(value),
             _ => {}
         }
@@ -154,14 +191,24 @@ impl Mapper<'_> {
         match unpatch(shape) {
             Shape::Str | Shape::Int | Shape::Float | Shape::Bool | Shape::Keyword(_) | Shape::Quantity => {
                 if args.len() != 1 || has_props || !children.is_empty() {
-                    self.error(span, format!("`{name}` takes exactly one value"), "one value expected", &format!("e.g. {name} \"value\""));
+                    self.error(
+                        span,
+                        format!("`{name}` takes exactly one value"),
+                        "one value expected",
+                        &format!("e.g. {name} \"value\""),
+                    );
                     return None;
                 }
                 self.scalar(args[0])
             }
             Shape::List(item) if !matches!(unpatch(item()), Shape::Struct(_)) => {
                 if has_props || !children.is_empty() {
-                    self.error(span, format!("`{name}` takes its items as arguments"), "a list expected", &format!("e.g. {name} \"a\" \"b\""));
+                    self.error(
+                        span,
+                        format!("`{name}` takes its items as arguments"),
+                        "a list expected",
+                        &format!("e.g. {name} \"a\" \"b\""),
+                    );
                     return None;
                 }
                 let items = args.into_iter().map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
@@ -171,7 +218,12 @@ impl Mapper<'_> {
             Shape::Any => Some(self.generic(node)),
             shape => {
                 if !args.is_empty() {
-                    self.error(span_of(args[0].span()), format!("`{name}` takes properties or child nodes, not arguments"), "unexpected argument", &format!("e.g. {name} key=\"value\" or {name} {{ key \"value\" }}"));
+                    self.error(
+                        span_of(args[0].span()),
+                        format!("`{name}` takes properties or child nodes, not arguments"),
+                        "unexpected argument",
+                        &format!("e.g. {name} key=\"value\" or {name} {{ key \"value\" }}"),
+                    );
                     return None;
                 }
                 let mut table = match shape {
@@ -184,13 +236,23 @@ impl Mapper<'_> {
                         let mut table = Table::default();
                         for child in children {
                             if let Some(value) = self.value(child, item(), 0) {
-                                self.insert(&mut table, child.name().value().to_string(), span_of(child.name().span()), value);
+                                self.insert(
+                                    &mut table,
+                                    child.name().value().to_string(),
+                                    span_of(child.name().span()),
+                                    value,
+                                );
                             }
                         }
                         table
                     }
                     _ => {
-                        self.error(span, format!("`{name}` cannot be written this way"), "unexpected shape", "see the README's KDL section");
+                        self.error(
+                            span,
+                            format!("`{name}` cannot be written this way"),
+                            "unexpected shape",
+                            "see the README's KDL section",
+                        );
                         return None;
                     }
                 };
@@ -212,7 +274,12 @@ impl Mapper<'_> {
             KdlValue::Integer(number) => match i64::try_from(*number) {
                 Ok(number) => Value::Int(number),
                 Err(_) => {
-                    self.error(span, "the integer does not fit in 64 bits".to_string(), "too large", "use a smaller number");
+                    self.error(
+                        span,
+                        "the integer does not fit in 64 bits".to_string(),
+                        "too large",
+                        "use a smaller number",
+                    );
                     return None;
                 }
             },
@@ -248,7 +315,12 @@ impl Mapper<'_> {
         if let Some(first) = args.first() {
             let name = node.name().value();
             let message = format!("`{name}` mixes arguments with properties or child nodes");
-            self.error(span_of(first.span()), message, "argument beside a table", &format!("write a table (`{name} key=1`) or plain values (`{name} \"a\" \"b\"`), not both"));
+            self.error(
+                span_of(first.span()),
+                message,
+                "argument beside a table",
+                &format!("write a table (`{name} key=1`) or plain values (`{name} \"a\" \"b\"`), not both"),
+            );
         }
         let mut table = Table::default();
         for prop in node.entries().iter().filter(|e| e.name().is_some()) {

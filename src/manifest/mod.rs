@@ -6,6 +6,7 @@
 
 pub mod decode;
 pub mod diagnostic;
+pub mod kdl_fast;
 pub mod kdl_front;
 pub mod model;
 pub mod nesting;
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use decode::{Cx, Decode};
 use diagnostic::{Diagnostic, suggestion};
 use raw::{Patch, RawDomain, RawManifest};
-use tree::{Node, Table, Value};
+use tree::{Entry, Node, Table, Value};
 
 /// Larger than any hand-written manifest; a bigger file is almost certainly not a manifest.
 pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
@@ -102,25 +103,35 @@ pub fn find(start: &Path) -> Result<(PathBuf, Option<Diagnostic>), Diagnostic> {
             [] => continue,
             [one] => return Ok((one.clone(), None)),
             [toml, kdl, ..] => {
-                let warning = Diagnostic::warning("two-manifests", format!("{} and {} are both here; using {}", toml.display(), kdl.display(), toml.display()))
-                    .help("remove one, or name the one to use with -f");
+                let warning = Diagnostic::warning(
+                    "two-manifests",
+                    format!("{} and {} are both here; using {}", toml.display(), kdl.display(), toml.display()),
+                )
+                .help("remove one, or name the one to use with -f");
                 return Ok((toml.clone(), Some(warning)));
             }
         }
     }
-    Err(Diagnostic::error("no-manifest", format!("no flyte.toml or flyte.kdl in {} or any parent folder", start.display()))
-        .help("run `flyte init` to write one, or name a manifest with -f FILE"))
+    Err(Diagnostic::error(
+        "no-manifest",
+        format!("no flyte.toml or flyte.kdl in {} or any parent folder", start.display()),
+    )
+    .help("run `flyte init` to write one, or name a manifest with -f FILE"))
 }
 
 /// Reads a manifest file, refusing what cannot be one (too large, not UTF-8).
 pub fn read(path: &Path) -> Result<Source, Diagnostic> {
     let unreadable = |error: std::io::Error| {
-        Diagnostic::error("unreadable", format!("cannot read {}: {error}", path.display())).help("check the path and its permissions")
+        Diagnostic::error("unreadable", format!("cannot read {}: {error}", path.display()))
+            .help("check the path and its permissions")
     };
     let size = std::fs::metadata(path).map_err(unreadable)?.len();
     if size > MAX_BYTES {
-        return Err(Diagnostic::error("too-large", format!("{} is {size} bytes; a manifest may be at most {MAX_BYTES} (8 MiB)", path.display()))
-            .help("is this the right file? A manifest describes environments; data belongs elsewhere"));
+        return Err(Diagnostic::error(
+            "too-large",
+            format!("{} is {size} bytes; a manifest may be at most {MAX_BYTES} (8 MiB)", path.display()),
+        )
+        .help("is this the right file? A manifest describes environments; data belongs elsewhere"));
     }
     let bytes = std::fs::read(path).map_err(unreadable)?;
     source_from_bytes(path, bytes)
@@ -133,8 +144,15 @@ pub fn source_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Source, Diagnost
             let offset = error.utf8_error().valid_up_to();
             let bytes = error.as_bytes();
             let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-            Err(Diagnostic::error("not-utf8", format!("{} is not UTF-8: invalid byte 0x{:02x} at line {line}, byte offset {offset}", path.display(), bytes[offset]))
-                .help("save the manifest as UTF-8"))
+            Err(Diagnostic::error(
+                "not-utf8",
+                format!(
+                    "{} is not UTF-8: invalid byte 0x{:02x} at line {line}, byte offset {offset}",
+                    path.display(),
+                    bytes[offset]
+                ),
+            )
+            .help("save the manifest as UTF-8"))
         }
     }
 }
@@ -149,7 +167,10 @@ pub struct Parsed {
 pub fn parse(source: Source) -> Result<Parsed, Report> {
     let mut diagnostics = Vec::new();
     if source.text.trim().is_empty() {
-        diagnostics.push(Diagnostic::error("empty", format!("{} is empty", source.path.display())).help("run `flyte init` for a starter manifest, or add a [project] table with a name"));
+        diagnostics.push(
+            Diagnostic::error("empty", format!("{} is empty", source.path.display()))
+                .help("run `flyte init` for a starter manifest, or add a [project] table with a name"),
+        );
         return Err(Report { source: Some(source), diagnostics });
     }
     let tree = match source.format {
@@ -173,9 +194,16 @@ pub struct Resolved {
 impl Parsed {
     /// The domains the manifest declares, read from the base tree (overlays cannot change them).
     pub fn declared_domains(&self) -> Vec<String> {
-        let list = self.tree.as_table().and_then(|t| t.get("project")).and_then(|p| p.value.as_table()).and_then(|p| p.get("domains"));
+        let list = self
+            .tree
+            .as_table()
+            .and_then(|t| t.get("project"))
+            .and_then(|p| p.value.as_table())
+            .and_then(|p| p.get("domains"));
         match list.map(|l| &l.value.value) {
-            Some(Value::List(items)) => items.iter().filter_map(|i| if let Value::Str(s) = &i.value { Some(s.clone()) } else { None }).collect(),
+            Some(Value::List(items)) => {
+                items.iter().filter_map(|i| if let Value::Str(s) = &i.value { Some(s.clone()) } else { None }).collect()
+            }
             _ => validate::DEFAULT_DOMAINS.iter().map(|d| d.to_string()).collect(),
         }
     }
@@ -189,21 +217,38 @@ impl Parsed {
         }
     }
 
+    /// A copy of the tree for one domain's overlay to change, without the `domains` table, and that
+    /// table: the overlays are only read, so they are not copied.
+    fn split_overlays(&self) -> (Node, Option<&Entry>) {
+        let Value::Table(table) = &self.tree.value else { return (self.tree.clone(), None) };
+        let at = table.entries.iter().position(|e| e.key == "domains");
+        let entries =
+            table.entries.iter().enumerate().filter(|(i, _)| Some(*i) != at).map(|(_, e)| e.clone()).collect();
+        let base = Node { value: Value::Table(Table { entries }), span: self.tree.span, overlay: self.tree.overlay };
+        (base, at.map(|i| &table.entries[i]))
+    }
+
     /// Resolves the manifest for `domain`: overlay merged, decoded, validated.
     pub fn resolve(&self, domain: &str) -> Resolved {
         let mut diagnostics = Vec::new();
-        let mut base = self.tree.clone();
+        let (mut base, overlays) = self.split_overlays();
         let Value::Table(root) = &mut base.value else {
-            diagnostics.push(Diagnostic::error("wrong-type", "the manifest must be a table").at(self.tree.span, "not a table"));
+            diagnostics.push(
+                Diagnostic::error("wrong-type", "the manifest must be a table").at(self.tree.span, "not a table"),
+            );
             return Resolved { manifest: None, merged: base, diagnostics };
         };
-        let overlays = root.remove("domains");
         let declared = self.declared_domains();
         let declared_refs: Vec<&str> = declared.iter().map(String::as_str).collect();
         // With no domains declared, project validation reports that; naming the missing one adds nothing.
         if !declared.is_empty() && !declared.iter().any(|d| d == domain) {
-            let span = root.get("project").and_then(|p| p.value.as_table()).and_then(|p| p.get("domains")).map(|d| d.value.span);
-            let mut diagnostic = Diagnostic::error("unknown-domain", format!("the project has no domain \"{domain}\"")).help(format!("{} (declared: {})", suggestion(domain, &declared_refs), declared.join(", ")));
+            let span = root
+                .get("project")
+                .and_then(|p| p.value.as_table())
+                .and_then(|p| p.get("domains"))
+                .map(|d| d.value.span);
+            let mut diagnostic = Diagnostic::error("unknown-domain", format!("the project has no domain \"{domain}\""))
+                .help(format!("{} (declared: {})", suggestion(domain, &declared_refs), declared.join(", ")));
             if let Some(span) = span {
                 diagnostic = diagnostic.at(span, "declared domains");
             }
@@ -211,7 +256,9 @@ impl Parsed {
         }
         if let Some(overlays) = &overlays {
             check_overlays(&overlays.value, domain, &declared_refs, &mut diagnostics);
-            if let Some(overlay) = overlays.value.as_table().and_then(|t| t.get(domain)).and_then(|o| o.value.as_table()) {
+            if let Some(overlay) =
+                overlays.value.as_table().and_then(|t| t.get(domain)).and_then(|o| o.value.as_table())
+            {
                 overlay::merge(root, overlay);
             }
         }
@@ -232,9 +279,16 @@ fn check_overlays(overlays: &Node, domain: &str, declared: &[&str], diagnostics:
     for entry in &table.entries {
         if !declared.contains(&entry.key.as_str()) {
             cx.push(
-                Diagnostic::error("undeclared-domain", format!("overlay for domain \"{}\", which the project does not declare", entry.key))
-                    .at(entry.key_span, "undeclared domain")
-                    .help(format!("{} Or add \"{}\" to project.domains.", suggestion(&entry.key, declared), entry.key)),
+                Diagnostic::error(
+                    "undeclared-domain",
+                    format!("overlay for domain \"{}\", which the project does not declare", entry.key),
+                )
+                .at(entry.key_span, "undeclared domain")
+                .help(format!(
+                    "{}; to add the domain, list \"{}\" in project.domains",
+                    suggestion(&entry.key, declared),
+                    entry.key
+                )),
             );
         } else if entry.key == domain {
             cx.within("domains", |cx| cx.within(&entry.key, |cx| Patch::<RawDomain>::decode(&entry.value, cx)));

@@ -191,8 +191,12 @@ pub struct Input {
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum InputSource {
-    Value { value: serde_json::Value },
-    Endpoint { endpoint: String },
+    Value {
+        value: serde_json::Value,
+    },
+    Endpoint {
+        endpoint: String,
+    },
     /// Resolved at apply time: the latest run of the task, its named output.
     TaskOutput {
         #[serde(skip)]

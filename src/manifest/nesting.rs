@@ -122,7 +122,13 @@ mod tests {
     fn brackets_inside_strings_and_comments_do_not_count() {
         let text = format!("a = \"{}\" # {}\nb = '{}'\n", "[".repeat(100), "{".repeat(100), "[".repeat(100));
         assert!(check(&text, Syntax::Toml).is_ok());
-        let kdl = format!("a \"{}\" // {}\n/* {} */ b #\"{}\"#\n", "{".repeat(100), "{".repeat(100), "{".repeat(100), "{".repeat(100));
+        let kdl = format!(
+            "a \"{}\" // {}\n/* {} */ b #\"{}\"#\n",
+            "{".repeat(100),
+            "{".repeat(100),
+            "{".repeat(100),
+            "{".repeat(100)
+        );
         assert!(check(&kdl, Syntax::Kdl).is_ok());
     }
 

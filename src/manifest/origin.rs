@@ -76,7 +76,9 @@ fn origin(merged: &Node, segments: &[&str], source: &Source) -> Origin {
 pub fn render(settings: &[Setting], source: &Source, domain: &str) -> String {
     let file = source.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let width = settings.iter().map(|s| s.path.len() + 3 + s.value.to_string().len()).max().unwrap_or(0).min(72);
-    let mut out = format!("# resolved for domain {domain}: `{file}:N` is the line that set a value, `overlay` the domain's overlay\n");
+    let mut out = format!(
+        "# resolved for domain {domain}: `{file}:N` is the line that set a value, `overlay` the domain's overlay\n"
+    );
     for setting in settings {
         let origin = match &setting.origin {
             Origin::Manifest { line, overlay: false } => format!("{file}:{line}"),

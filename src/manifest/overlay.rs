@@ -5,20 +5,44 @@
 //! values are replaced whole. Every value that the overlay supplies is marked, so `flyte config` can say
 //! where each resolved value came from.
 
+use std::collections::HashMap;
+
 use super::tree::{Entry, Node, Table, Value};
 
 /// Lays `overlay` over `base`.
 pub fn merge(base: &mut Table, overlay: &Table) {
+    if base.entries.len() * overlay.entries.len() > 1024 {
+        merge_large(base, overlay);
+        return;
+    }
     for entry in &overlay.entries {
         match base.get_mut(&entry.key) {
             Some(existing) => merge_node(&mut existing.value, &entry.value),
-            None => {
-                let mut value = entry.value.clone();
-                value.mark_overlay();
-                base.entries.push(Entry { key: entry.key.clone(), key_span: entry.key_span, value });
-            }
+            None => add(base, entry),
         }
     }
+}
+
+/// [`merge`] for large tables (thousands of environments): one pass over each side rather than a scan of
+/// the base for every overlay key. Keys are unique, so the order of the merges changes nothing; new keys
+/// are added in the overlay's order.
+fn merge_large(base: &mut Table, overlay: &Table) {
+    let mut pending: HashMap<&str, &Entry> = overlay.entries.iter().map(|e| (e.key.as_str(), e)).collect();
+    for existing in &mut base.entries {
+        if let Some(entry) = pending.remove(existing.key.as_str()) {
+            merge_node(&mut existing.value, &entry.value);
+        }
+    }
+    for entry in overlay.entries.iter().filter(|e| pending.contains_key(e.key.as_str())) {
+        add(base, entry);
+    }
+}
+
+/// Adds an overlay entry the base does not have.
+fn add(base: &mut Table, entry: &Entry) {
+    let mut value = entry.value.clone();
+    value.mark_overlay();
+    base.entries.push(Entry { key: entry.key.clone(), key_span: entry.key_span, value });
 }
 
 fn merge_node(base: &mut Node, overlay: &Node) {
@@ -69,5 +93,34 @@ mod tests {
         assert_eq!(pip.len(), 1);
         assert_eq!(base.get("port").unwrap().value.value, Value::Int(2));
         assert!(base.get("port").unwrap().value.overlay);
+    }
+
+    #[test]
+    fn large_tables_merge_as_small_ones_do() {
+        let env = |n: i64| {
+            node(Value::Table(table(vec![("port", node(Value::Int(n))), ("kind", node(Value::Str("app".into())))])))
+        };
+        let names: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
+        let mut base = table(names.iter().map(|n| (n.as_str(), env(0))).collect());
+        // Every third environment changes its port; new ones are added in the overlay's order.
+        let mut changes: Vec<(&str, Node)> = names
+            .iter()
+            .step_by(3)
+            .rev()
+            .map(|n| (n.as_str(), node(Value::Table(table(vec![("port", node(Value::Int(1)))])))))
+            .collect();
+        changes.insert(5, ("z-new", env(2)));
+        changes.push(("a-new", env(3)));
+        merge(&mut base, &table(changes));
+        assert_eq!(base.entries.len(), 102);
+        assert_eq!(base.keys().skip(100).collect::<Vec<_>>(), ["z-new", "a-new"]);
+        for (i, entry) in base.entries.iter().take(100).enumerate() {
+            let env = entry.value.as_table().unwrap();
+            let port = &env.get("port").unwrap().value;
+            assert_eq!(port.value, Value::Int(i64::from(i % 3 == 0)), "{}", entry.key);
+            assert_eq!(port.overlay, i % 3 == 0);
+            assert!(!env.get("kind").unwrap().value.overlay);
+        }
+        assert!(base.entries[100].value.overlay);
     }
 }

@@ -22,7 +22,10 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
             if message.contains("recursion limit") {
                 diags.push(
                     Diagnostic::error("too-deep", format!("the manifest nests deeper than {MAX_DEPTH} levels"))
-                        .at(if span == Span::default() { long_dotted_key(text).unwrap_or(span) } else { span }, "nested too deeply")
+                        .at(
+                            if span == Span::default() { long_dotted_key(text).unwrap_or(span) } else { span },
+                            "nested too deeply",
+                        )
                         .help("no manifest field nests this deep; look for a very long dotted key"),
                 );
                 continue;

@@ -6,25 +6,20 @@
 use serde::Serialize;
 
 /// What a quantity measures, which decides its unit and canonical form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Measure {
-    Cpu,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unit {
+    /// CPU, in thousandths of a core.
+    Millicores,
     Bytes,
+    /// Whole things (GPUs).
     Count,
 }
 
-/// A parsed quantity: CPU in millicores, bytes, or a count.
+/// A parsed quantity: an amount of its unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Quantity {
-    pub measure_value: u128,
-    pub measure: MeasureTag,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum MeasureTag {
-    Milli,
-    Bytes,
-    Count,
+    pub amount: u128,
+    pub unit: Unit,
 }
 
 impl Serialize for Quantity {
@@ -35,12 +30,12 @@ impl Serialize for Quantity {
 
 impl std::fmt::Display for Quantity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = self.measure_value;
-        match self.measure {
-            MeasureTag::Milli if v.is_multiple_of(1000) => write!(f, "{}", v / 1000),
-            MeasureTag::Milli => write!(f, "{v}m"),
-            MeasureTag::Count => write!(f, "{v}"),
-            MeasureTag::Bytes => {
+        let v = self.amount;
+        match self.unit {
+            Unit::Millicores if v.is_multiple_of(1000) => write!(f, "{}", v / 1000),
+            Unit::Millicores => write!(f, "{v}m"),
+            Unit::Count => write!(f, "{v}"),
+            Unit::Bytes => {
                 for (suffix, factor) in BINARY.iter().rev() {
                     if v >= *factor && v.is_multiple_of(*factor) {
                         return write!(f, "{}{suffix}", v / factor);
@@ -68,49 +63,47 @@ const DECIMAL: [(&str, u128); 6] = [
     ("E", 1_000_000_000_000_000_000),
 ];
 
-/// Parses a Kubernetes quantity for `measure`; the error says what is accepted.
-pub fn parse_quantity(text: &str, measure: Measure) -> Result<Quantity, String> {
+/// Parses a Kubernetes quantity in `unit`; the error says what is accepted.
+pub fn parse_quantity(text: &str, unit: Unit) -> Result<Quantity, String> {
     let text = text.trim();
     let number_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(number_end);
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() && fraction.is_empty() || fraction.contains('.') || fraction.len() > 9 {
-        return Err(expected(measure));
+        return Err(expected(unit));
     }
     let digits = format!("{whole}{fraction}");
-    let mantissa: u128 = digits.parse().map_err(|_| expected(measure))?;
+    let mantissa: u128 = digits.parse().map_err(|_| expected(unit))?;
     let scale = 10u128.pow(fraction.len() as u32);
-    let (multiplier, tag) = match (measure, suffix) {
-        (Measure::Cpu, "") => (1000, MeasureTag::Milli),
-        (Measure::Cpu, "m") => (1, MeasureTag::Milli),
-        (Measure::Count, "") => (1, MeasureTag::Count),
-        (Measure::Bytes, "") => (1, MeasureTag::Bytes),
-        (Measure::Bytes, suffix) => {
+    let multiplier = match (unit, suffix) {
+        (Unit::Millicores, "") => 1000,
+        (Unit::Millicores, "m") | (Unit::Count | Unit::Bytes, "") => 1,
+        (Unit::Bytes, suffix) => {
             let factor = BINARY.iter().chain(DECIMAL.iter()).find(|(s, _)| *s == suffix).map(|(_, f)| *f);
-            (factor.ok_or_else(|| expected(measure))?, MeasureTag::Bytes)
+            factor.ok_or_else(|| expected(unit))?
         }
-        _ => return Err(expected(measure)),
+        _ => return Err(expected(unit)),
     };
-    let scaled = mantissa.checked_mul(multiplier).ok_or_else(|| expected(measure))?;
+    let scaled = mantissa.checked_mul(multiplier).ok_or_else(|| expected(unit))?;
     if !scaled.is_multiple_of(scale) {
-        return Err(format!("{} (too precise: the smallest unit is {})", expected(measure), smallest(measure)));
+        return Err(format!("{} (too precise: the smallest unit is {})", expected(unit), smallest(unit)));
     }
-    Ok(Quantity { measure_value: scaled / scale, measure: tag })
+    Ok(Quantity { amount: scaled / scale, unit })
 }
 
-fn expected(measure: Measure) -> String {
-    match measure {
-        Measure::Cpu => "expected CPU cores such as \"500m\", \"2\" or 0.5".to_string(),
-        Measure::Bytes => "expected a size such as \"512Mi\", \"2Gi\" or \"1G\"".to_string(),
-        Measure::Count => "expected a whole number such as 1".to_string(),
+fn expected(unit: Unit) -> String {
+    match unit {
+        Unit::Millicores => "expected CPU cores such as \"500m\", \"2\" or 0.5".to_string(),
+        Unit::Bytes => "expected a size such as \"512Mi\", \"2Gi\" or \"1G\"".to_string(),
+        Unit::Count => "expected a whole number such as 1".to_string(),
     }
 }
 
-fn smallest(measure: Measure) -> &'static str {
-    match measure {
-        Measure::Cpu => "1m",
-        Measure::Bytes => "1 byte",
-        Measure::Count => "1",
+fn smallest(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Millicores => "1m",
+        Unit::Bytes => "1 byte",
+        Unit::Count => "1",
     }
 }
 
@@ -204,7 +197,7 @@ mod tests {
 
     #[test]
     fn quantities_resolve_to_one_canonical_form() {
-        let cpu = |t| parse_quantity(t, Measure::Cpu).map(|q| q.to_string());
+        let cpu = |t| parse_quantity(t, Unit::Millicores).map(|q| q.to_string());
         assert_eq!(cpu("500m").unwrap(), "500m");
         assert_eq!(cpu("0.5").unwrap(), "500m");
         assert_eq!(cpu("1000m").unwrap(), "1");
@@ -213,7 +206,7 @@ mod tests {
         assert!(cpu("0.0005").is_err());
         assert!(cpu("").is_err());
         assert!(cpu("-1").is_err());
-        let bytes = |t| parse_quantity(t, Measure::Bytes).map(|q| q.to_string());
+        let bytes = |t| parse_quantity(t, Unit::Bytes).map(|q| q.to_string());
         assert_eq!(bytes("2Gi").unwrap(), "2Gi");
         assert_eq!(bytes("2048Mi").unwrap(), "2Gi");
         assert_eq!(bytes("1.5Gi").unwrap(), "1536Mi");
@@ -221,8 +214,8 @@ mod tests {
         assert_eq!(bytes("100").unwrap(), "100");
         assert!(bytes("2GB").is_err());
         assert!(bytes("1.5").is_err());
-        assert_eq!(parse_quantity("1", Measure::Count).unwrap().to_string(), "1");
-        assert!(parse_quantity("0.5", Measure::Count).is_err());
+        assert_eq!(parse_quantity("1", Unit::Count).unwrap().to_string(), "1");
+        assert!(parse_quantity("0.5", Unit::Count).is_err());
     }
 
     #[test]

@@ -39,11 +39,18 @@ impl Checker<'_> {
         if !is_dns_label(name) {
             let like = dns_label_like(name);
             let help = if like.is_empty() {
-                "use lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit".to_string()
+                "use lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit"
+                    .to_string()
             } else {
                 format!("use lowercase letters, digits and '-' (at most 63), e.g. \"{like}\"")
             };
-            self.error("invalid-name", name.span, format!("{what} \"{}\" is not a valid DNS label", name.value), "not a DNS label", help);
+            self.error(
+                "invalid-name",
+                name.span,
+                format!("{what} \"{}\" is not a valid DNS label", name.value),
+                "not a DNS label",
+                help,
+            );
         }
     }
 
@@ -51,9 +58,21 @@ impl Checker<'_> {
         let mut out = BTreeMap::new();
         for (key, value) in env.iter().flat_map(Keyed::iter) {
             if !is_env_name(key) {
-                self.error("invalid-env-name", key.span, format!("\"{}\" is not an environment variable name", key.value), "invalid name", "use letters, digits and '_', not starting with a digit");
+                self.error(
+                    "invalid-env-name",
+                    key.span,
+                    format!("\"{}\" is not an environment variable name", key.value),
+                    "invalid name",
+                    "use letters, digits and '_', not starting with a digit",
+                );
             } else if reserved.contains(&key.as_str()) {
-                self.error("reserved-env", key.span, format!("{} is set by flyte", key.value), "reserved", "flyte sets FLYTE_PROJECT and FLYTE_DOMAIN in every environment; remove it");
+                self.error(
+                    "reserved-env",
+                    key.span,
+                    format!("{} is set by flyte", key.value),
+                    "reserved",
+                    "flyte sets FLYTE_PROJECT and FLYTE_DOMAIN in every environment; remove it",
+                );
             }
             out.insert(key.value.clone(), value.value.clone());
         }
@@ -65,7 +84,13 @@ impl Checker<'_> {
     pub fn path(&mut self, path: &Spanned<String>, what: &str, want_dir: bool) -> String {
         let normalised = normalise(&path.value);
         if Path::new(&path.value).is_absolute() {
-            self.error("absolute-path", path.span, format!("the {what} path \"{}\" is absolute", path.value), "absolute path", "write paths relative to the project's root_dir, so the manifest works in any checkout");
+            self.error(
+                "absolute-path",
+                path.span,
+                format!("the {what} path \"{}\" is absolute", path.value),
+                "absolute path",
+                "write paths relative to the project's root_dir, so the manifest works in any checkout",
+            );
             return normalised;
         }
         let full = self.root.join(&normalised);
@@ -73,20 +98,38 @@ impl Checker<'_> {
             Ok(meta) if meta.is_dir() == want_dir => true,
             Ok(_) => {
                 let (is, want) = if want_dir { ("a file", "a folder") } else { ("a folder", "a file") };
-                self.error("wrong-path-kind", path.span, format!("the {what} \"{}\" is {is}, not {want}", path.value), &format!("not {want}"), format!("point it at {want}, relative to root_dir ({})", self.root.display()));
+                self.error(
+                    "wrong-path-kind",
+                    path.span,
+                    format!("the {what} \"{}\" is {is}, not {want}", path.value),
+                    &format!("not {want}"),
+                    format!("point it at {want}, relative to root_dir ({})", self.root.display()),
+                );
                 return normalised;
             }
             Err(_) => false,
         };
         if !found {
-            self.error("missing-file", path.span, format!("the {what} \"{}\" does not exist", path.value), "not found", format!("paths are relative to the project's root_dir: looked for {}", full.display()));
+            self.error(
+                "missing-file",
+                path.span,
+                format!("the {what} \"{}\" does not exist", path.value),
+                "not found",
+                format!("paths are relative to the project's root_dir: looked for {}", full.display()),
+            );
         }
         normalised
     }
 
     pub fn absolute(&mut self, path: &Spanned<String>, what: &str) {
         if !path.starts_with('/') {
-            self.error("relative-container-path", path.span, format!("the {what} \"{}\" must be an absolute path in the container", path.value), "not absolute", format!("e.g. \"/{}\"", path.value.trim_start_matches("./")));
+            self.error(
+                "relative-container-path",
+                path.span,
+                format!("the {what} \"{}\" must be an absolute path in the container", path.value),
+                "not absolute",
+                format!("e.g. \"/{}\"", path.value.trim_start_matches("./")),
+            );
         }
     }
 
@@ -112,7 +155,13 @@ impl Checker<'_> {
         if known.contains(&name.as_str()) {
             return true;
         }
-        self.error("unknown-reference", name.span, format!("no {what} is named \"{}\"", name.value), &format!("unknown {what}"), suggestion(name, known));
+        self.error(
+            "unknown-reference",
+            name.span,
+            format!("no {what} is named \"{}\"", name.value),
+            &format!("unknown {what}"),
+            suggestion(name, known),
+        );
         false
     }
 }
@@ -138,11 +187,12 @@ pub fn normalise(path: &str) -> String {
 pub fn resolve(raw: &RawManifest, domain: &str, manifest_dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
     let before = diags.iter().filter(|d| d.is_error()).count();
     let root_dir = raw.project.root_dir.as_ref().map(|r| normalise(r)).unwrap_or_else(|| ".".to_string());
-    let mut checker = Checker { diags, root: manifest_dir.join(&root_dir) };
+    let root = if root_dir == "." { manifest_dir.to_path_buf() } else { manifest_dir.join(&root_dir) };
+    let mut checker = Checker { diags, root: root.clone() };
     if let Some(dir) = &raw.project.root_dir {
         checker.root = manifest_dir.to_path_buf();
         checker.path(dir, "root_dir", true);
-        checker.root = manifest_dir.join(&root_dir);
+        checker.root = root;
     }
     let project = project(&mut checker, raw, root_dir);
     let images: BTreeMap<String, Image> = raw
@@ -172,11 +222,24 @@ fn warn_unmatched_globs(checker: &mut Checker, raw: &RawManifest) {
     }
     // An unreadable tree is reported by the plan, which must read it; a warning needs no second error.
     let Ok(files) = crate::bundle::FileSet::walk(&checker.root) else { return };
+    // Environments repeat the same globs: each distinct pattern is compiled and tried once.
+    let mut matches_nothing: BTreeMap<&str, bool> = BTreeMap::new();
     for pattern in patterns {
-        let Ok(glob) = globset::Glob::new(pattern) else { continue };
-        let matcher = glob.compile_matcher();
-        if !files.files.iter().any(|f| matcher.is_match(&f.path)) {
-            checker.warning("glob-matches-nothing", pattern.span, format!("\"{}\" matches no file under root_dir", pattern.value), "matches nothing", "globs are relative to root_dir, e.g. \"src/**/*.py\"; a typo here silently ships the wrong files");
+        let unmatched = *matches_nothing.entry(pattern.as_str()).or_insert_with(|| match globset::Glob::new(pattern) {
+            Ok(glob) => {
+                let matcher = glob.compile_matcher();
+                !files.files.iter().any(|f| matcher.is_match(&f.path))
+            }
+            Err(_) => false,
+        });
+        if unmatched {
+            checker.warning(
+                "glob-matches-nothing",
+                pattern.span,
+                format!("\"{}\" matches no file under root_dir", pattern.value),
+                "matches nothing",
+                "globs are relative to root_dir, e.g. \"src/**/*.py\"; a typo here silently ships the wrong files",
+            );
         }
     }
 }
@@ -187,7 +250,13 @@ fn project(checker: &mut Checker, raw: &RawManifest, root_dir: String) -> Projec
     let domains: Vec<String> = match &p.domains {
         Some(domains) => {
             if domains.is_empty() {
-                checker.error("no-domains", p.name.span, "the project declares no domains".to_string(), "in this project", "list at least one, e.g. domains = [\"development\", \"production\"]");
+                checker.error(
+                    "no-domains",
+                    p.name.span,
+                    "the project declares no domains".to_string(),
+                    "in this project",
+                    "list at least one, e.g. domains = [\"development\", \"production\"]",
+                );
             }
             for domain in domains {
                 checker.dns_label("domain name", domain);
@@ -221,46 +290,92 @@ fn project(checker: &mut Checker, raw: &RawManifest, root_dir: String) -> Projec
 fn check_registry(checker: &mut Checker, registry: &Spanned<String>) {
     let text = registry.as_str();
     if let Some(scheme) = ["http://", "https://"].into_iter().find(|s| text.starts_with(s)) {
-        checker.error("invalid-registry", registry.span, format!("the registry \"{text}\" has a URL scheme"), "remove the scheme", format!("write the host and path only, e.g. \"{}\"", &text[scheme.len()..]));
-    } else if text.is_empty() || text.ends_with('/') || text.starts_with('/') || text.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase()) {
-        checker.error("invalid-registry", registry.span, format!("\"{text}\" is not a registry reference"), "invalid registry", "write a host with an optional path, e.g. \"ghcr.io/acme\" or \"127.0.0.1:5000\"");
+        checker.error(
+            "invalid-registry",
+            registry.span,
+            format!("the registry \"{text}\" has a URL scheme"),
+            "remove the scheme",
+            format!("write the host and path only, e.g. \"{}\"", &text[scheme.len()..]),
+        );
+    } else if text.is_empty()
+        || text.ends_with('/')
+        || text.starts_with('/')
+        || text.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase())
+    {
+        checker.error(
+            "invalid-registry",
+            registry.span,
+            format!("\"{text}\" is not a registry reference"),
+            "invalid registry",
+            "write a host with an optional path, e.g. \"ghcr.io/acme\" or \"127.0.0.1:5000\"",
+        );
     }
 }
 
 fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: &RawImage) -> Image {
     checker.dns_label("image name", name);
-    let sources_given: Vec<(&str, Span)> = [("base", &raw.base), ("python", &raw.python), ("dockerfile", &raw.dockerfile)]
-        .into_iter()
-        .filter_map(|(field, value)| value.as_ref().map(|v| (field, v.span)))
-        .collect();
+    let sources_given: Vec<(&str, Span)> =
+        [("base", &raw.base), ("python", &raw.python), ("dockerfile", &raw.dockerfile)]
+            .into_iter()
+            .filter_map(|(field, value)| value.as_ref().map(|v| (field, v.span)))
+            .collect();
     if sources_given.len() > 1 {
         let (second, span) = sources_given[1];
         checker.diags.push(
-            Diagnostic::error("conflicting-fields", format!("image \"{}\" sets both `{}` and `{second}`", name.value, sources_given[0].0))
-                .at(span, "second starting point")
-                .related(sources_given[0].1, "first starting point")
-                .help("an image starts from one of `base`, `python` or `dockerfile`"),
+            Diagnostic::error(
+                "conflicting-fields",
+                format!("image \"{}\" sets both `{}` and `{second}`", name.value, sources_given[0].0),
+            )
+            .at(span, "second starting point")
+            .related(sources_given[0].1, "first starting point")
+            .help("an image starts from one of `base`, `python` or `dockerfile`"),
         );
     }
     let source = if let Some(dockerfile) = &raw.dockerfile {
         let path = checker.path(dockerfile, "Dockerfile", false);
         for (field, span) in dockerfile_conflicts(raw) {
-            checker.error("conflicting-fields", span, format!("image \"{}\" is built from a Dockerfile, so `{field}` cannot be set", name.value), "not with a Dockerfile", format!("put `{field}` in the Dockerfile instead"));
+            checker.error(
+                "conflicting-fields",
+                span,
+                format!("image \"{}\" is built from a Dockerfile, so `{field}` cannot be set", name.value),
+                "not with a Dockerfile",
+                format!("put `{field}` in the Dockerfile instead"),
+            );
         }
         let context = match &raw.context {
             Some(context) => checker.path(context, "build context", true),
-            None => Path::new(&path).parent().map(|p| normalise(&p.to_string_lossy())).unwrap_or_else(|| ".".to_string()),
+            None => {
+                Path::new(&path).parent().map(|p| normalise(&p.to_string_lossy())).unwrap_or_else(|| ".".to_string())
+            }
         };
-        let build_args = raw.build_args.iter().flat_map(Keyed::iter).map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
-        ImageSource::Dockerfile { dockerfile: path, context, build_args, target: raw.target.as_ref().map(|t| t.value.clone()) }
+        let build_args =
+            raw.build_args.iter().flat_map(Keyed::iter).map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
+        ImageSource::Dockerfile {
+            dockerfile: path,
+            context,
+            build_args,
+            target: raw.target.as_ref().map(|t| t.value.clone()),
+        }
     } else {
         for (field, value) in [("context", &raw.context), ("target", &raw.target)] {
             if let Some(value) = value {
-                checker.error("conflicting-fields", value.span, format!("`{field}` only applies to Dockerfile images"), "without a dockerfile", "set `dockerfile` or remove this field");
+                checker.error(
+                    "conflicting-fields",
+                    value.span,
+                    format!("`{field}` only applies to Dockerfile images"),
+                    "without a dockerfile",
+                    "set `dockerfile` or remove this field",
+                );
             }
         }
         if let Some((key, _)) = raw.build_args.as_ref().and_then(|a| a.entries.first()) {
-            checker.error("conflicting-fields", key.span, "`build_args` only apply to Dockerfile images".to_string(), "without a dockerfile", "set `dockerfile` or remove `build_args`");
+            checker.error(
+                "conflicting-fields",
+                key.span,
+                "`build_args` only apply to Dockerfile images".to_string(),
+                "without a dockerfile",
+                "set `dockerfile` or remove `build_args`",
+            );
         }
         match (&raw.base, &raw.python) {
             (Some(base), _) => {
@@ -268,9 +383,17 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
                 ImageSource::Base { base: base.value.clone() }
             }
             (None, Some(python)) => {
-                let valid = python.strip_prefix("3.").is_some_and(|minor| !minor.is_empty() && minor.len() <= 2 && minor.bytes().all(|b| b.is_ascii_digit()));
+                let valid = python.strip_prefix("3.").is_some_and(|minor| {
+                    !minor.is_empty() && minor.len() <= 2 && minor.bytes().all(|b| b.is_ascii_digit())
+                });
                 if !valid {
-                    checker.error("invalid-python", python.span, format!("\"{}\" is not a Python version", python.value), "expected 3.x", "write the minor version, e.g. \"3.12\"");
+                    checker.error(
+                        "invalid-python",
+                        python.span,
+                        format!("\"{}\" is not a Python version", python.value),
+                        "expected 3.x",
+                        "write the minor version, e.g. \"3.12\"",
+                    );
                 }
                 ImageSource::Debian { python: python.value.clone() }
             }
@@ -278,14 +401,30 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
         }
     };
     for package in raw.apt.iter().flatten() {
-        let valid = package.split_once('=').map_or(package.as_str(), |(name, _)| name).bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.:".contains(&b));
+        let valid = package
+            .split_once('=')
+            .map_or(package.as_str(), |(name, _)| name)
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.:".contains(&b));
         if package.is_empty() || !valid {
-            checker.error("invalid-package", package.span, format!("\"{}\" is not a Debian package name", package.value), "invalid package", "Debian package names use lowercase letters, digits, '+', '-' and '.', optionally with =version");
+            checker.error(
+                "invalid-package",
+                package.span,
+                format!("\"{}\" is not a Debian package name", package.value),
+                "invalid package",
+                "Debian package names use lowercase letters, digits, '+', '-' and '.', optionally with =version",
+            );
         }
     }
     for package in raw.pip.iter().flatten() {
         if package.trim().is_empty() || package.trim().starts_with('-') {
-            checker.error("invalid-package", package.span, format!("\"{}\" is not a pip requirement", package.value), "invalid requirement", "write a requirement specifier such as \"fastapi>=0.110\"; options belong in a requirements file");
+            checker.error(
+                "invalid-package",
+                package.span,
+                format!("\"{}\" is not a pip requirement", package.value),
+                "invalid requirement",
+                "write a requirement specifier such as \"fastapi>=0.110\"; options belong in a requirements file",
+            );
         }
     }
     checker.unique("package", raw.apt.iter().flatten());
@@ -297,8 +436,14 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
             Some(lock) => checker.path(lock, "uv lock file", false),
             None => {
                 let lock = normalise(&Path::new(&pyproject).with_file_name("uv.lock").to_string_lossy());
-                if !checker.root.join(&lock).is_file() {
-                    checker.error("missing-file", uv.span, format!("the uv project has no lock file at \"{lock}\""), "no uv.lock beside the pyproject", "run `uv lock` beside the pyproject.toml, or set `lock`");
+                if checker.root.join(&pyproject).is_file() && !checker.root.join(&lock).is_file() {
+                    checker.error(
+                        "missing-file",
+                        uv.span,
+                        format!("the uv project has no lock file at \"{lock}\""),
+                        "no uv.lock beside the pyproject",
+                        "run `uv lock` beside the pyproject.toml, or set `lock`",
+                    );
                 }
                 lock
             }
@@ -331,7 +476,13 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
                 let arch = platform.strip_prefix("linux/");
                 if !arch.is_some_and(|a| KNOWN_ARCHES.contains(&a)) {
                     let known: Vec<String> = KNOWN_ARCHES.iter().map(|a| format!("linux/{a}")).collect();
-                    checker.error("invalid-platform", platform.span, format!("\"{}\" is not a platform images are built for", platform.value), "unknown platform", format!("expected one of: {}", known.join(", ")));
+                    checker.error(
+                        "invalid-platform",
+                        platform.span,
+                        format!("\"{}\" is not a platform images are built for", platform.value),
+                        "unknown platform",
+                        format!("expected one of: {}", known.join(", ")),
+                    );
                 }
             }
             checker.unique("platform", platforms);
@@ -344,9 +495,19 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
     }
     let repository = match &raw.name {
         Some(repo) => {
-            let valid = !repo.is_empty() && repo.split('/').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+            let valid = !repo.is_empty()
+                && repo.split('/').all(|part| {
+                    !part.is_empty()
+                        && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                });
             if !valid {
-                checker.error("invalid-name", repo.span, format!("\"{}\" is not a repository name", repo.value), "invalid repository", "use lowercase letters, digits, '.', '_', '-' and '/' between parts");
+                checker.error(
+                    "invalid-name",
+                    repo.span,
+                    format!("\"{}\" is not a repository name", repo.value),
+                    "invalid repository",
+                    "use lowercase letters, digits, '.', '_', '-' and '/' between parts",
+                );
             }
             repo.value.clone()
         }
@@ -397,10 +558,23 @@ fn dockerfile_conflicts(raw: &RawImage) -> Vec<(&'static str, Span)> {
 fn check_image_reference(checker: &mut Checker, reference: &Spanned<String>) {
     let text = reference.as_str();
     let (name, digest) = text.split_once('@').map_or((text, None), |(n, d)| (n, Some(d)));
-    let name_ok = !name.is_empty() && !name.chars().any(|c| c.is_whitespace()) && name.rsplit('/').next().is_some_and(|last| !last.is_empty() && !last.chars().any(|c| c.is_ascii_uppercase()));
-    let digest_ok = digest.is_none_or(|d| d.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())));
+    let name_ok = !name.is_empty()
+        && !name.chars().any(|c| c.is_whitespace())
+        && name
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| !last.is_empty() && !last.chars().any(|c| c.is_ascii_uppercase()));
+    let digest_ok = digest.is_none_or(|d| {
+        d.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
     if !name_ok || !digest_ok {
-        checker.error("invalid-image-reference", reference.span, format!("\"{text}\" is not an image reference"), "invalid reference", "write e.g. \"python:3.12-slim\" or \"ghcr.io/acme/base@sha256:<64 hex digits>\"");
+        checker.error(
+            "invalid-image-reference",
+            reference.span,
+            format!("\"{text}\" is not an image reference"),
+            "invalid reference",
+            "write e.g. \"python:3.12-slim\" or \"ghcr.io/acme/base@sha256:<64 hex digits>\"",
+        );
     }
 }
 

@@ -9,7 +9,7 @@
 pub mod hash;
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, btree_map};
 use std::path::{Path, PathBuf};
 
 use petgraph::algo::toposort;
@@ -53,9 +53,25 @@ pub struct Step {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StepDetail {
-    Bundle { environment: String, files: usize, bytes: u64 },
-    Image { image: String, repository: String, registry: Option<String>, from: String, baked_code_of: Option<String> },
-    Deploy { environment: String, environment_kind: EnvKind, pinned_version: Option<String>, image_step: String, bundle_step: Option<String> },
+    Bundle {
+        environment: String,
+        files: usize,
+        bytes: u64,
+    },
+    Image {
+        image: String,
+        repository: String,
+        registry: Option<String>,
+        from: String,
+        baked_code_of: Option<String>,
+    },
+    Deploy {
+        environment: String,
+        environment_kind: EnvKind,
+        pinned_version: Option<String>,
+        image_step: String,
+        bundle_step: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -89,13 +105,37 @@ impl Files {
         let parent = full.parent().unwrap_or(root).to_path_buf();
         let name = full.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let entry = self.of(&parent)?.files.iter().find(|f| f.path == name).cloned();
-        Ok(FileSet { files: entry.into_iter().map(|mut f| { f.path = relative.to_string(); f }).collect() })
+        Ok(FileSet {
+            files: entry
+                .into_iter()
+                .map(|mut f| {
+                    f.path = relative.to_string();
+                    f
+                })
+                .collect(),
+        })
     }
 }
 
 fn add_files(hasher: &mut VersionHasher, label: &str, set: &FileSet) {
-    let detail = format!("{} files, {} bytes", set.files.len(), set.total_size());
-    hasher.raw(label, hex::encode(set.digest()), detail);
+    Digested::new(set).add_to(hasher, label);
+}
+
+/// What a set of files adds to a version, computed once however many steps add it.
+struct Digested {
+    files: usize,
+    bytes: u64,
+    digest: String,
+}
+
+impl Digested {
+    fn new(set: &FileSet) -> Self {
+        Digested { files: set.files.len(), bytes: set.total_size(), digest: hex::encode(set.digest()) }
+    }
+
+    fn add_to(&self, hasher: &mut VersionHasher, label: &str) {
+        hasher.raw(label, self.digest.clone(), format!("{} files, {} bytes", self.files, self.bytes));
+    }
 }
 
 /// Builds the plan for a resolved manifest. Reads the files that versions depend on; nothing else.
@@ -103,19 +143,23 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     let root = &manifest.project.root;
     let mut files = Files::default();
     let mut steps: Vec<Step> = Vec::new();
-    let mut index_of: BTreeMap<String, usize> = BTreeMap::new();
+    let mut index_of: HashMap<String, usize> = HashMap::new();
 
-    // Code: one selection per environment over one walk of root_dir.
-    let mut code_sets: BTreeMap<&str, FileSet> = BTreeMap::new();
+    // Code: one selection per distinct include/exclude pair, over one walk of root_dir, digested once.
+    let mut selections: BTreeMap<(&[String], &[String]), Digested> = BTreeMap::new();
     for env in manifest.environments.values() {
-        let all = files.of(root)?;
-        code_sets.insert(&env.name, Selection::new(&env.code.include, &env.code.exclude).apply(all));
+        if let btree_map::Entry::Vacant(slot) = selections.entry(globs(env)) {
+            let (include, exclude) = globs(env);
+            slot.insert(Digested::new(&Selection::new(include, exclude).apply(files.of(root)?)));
+        }
     }
+    let code_sets: BTreeMap<&str, &Digested> =
+        manifest.environments.values().map(|env| (env.name.as_str(), &selections[&globs(env)])).collect();
     for env in manifest.environments.values().filter(|e| e.code.copy_style == CopyStyle::Fast) {
-        let set = &code_sets[env.name.as_str()];
+        let code = code_sets[env.name.as_str()];
         let mut hasher = VersionHasher::new();
-        add_files(&mut hasher, "files", set);
-        let detail = StepDetail::Bundle { environment: env.name.clone(), files: set.files.len(), bytes: set.total_size() };
+        code.add_to(&mut hasher, "files");
+        let detail = StepDetail::Bundle { environment: env.name.clone(), files: code.files, bytes: code.bytes };
         push(&mut steps, &mut index_of, step(format!("bundle:{}", env.name), hasher, Vec::new(), detail));
     }
 
@@ -130,19 +174,28 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
         let baked = match env.code.copy_style {
             CopyStyle::Full => {
                 hasher.spec("code", &(&env.code.dst, &env.code.python_path));
-                add_files(&mut hasher, "code files", &code_sets[env.name.as_str()]);
+                code_sets[env.name.as_str()].add_to(&mut hasher, "code files");
                 Some(env.name.clone())
             }
             CopyStyle::Fast => None,
         };
         let registry = image.registry.clone().or_else(|| manifest.project.registry.clone());
-        let detail = StepDetail::Image { image: image.name.clone(), repository: image.repository.clone(), registry, from: describe_source(image), baked_code_of: baked };
+        let detail = StepDetail::Image {
+            image: image.name.clone(),
+            repository: image.repository.clone(),
+            registry,
+            from: describe_source(image),
+            baked_code_of: baked,
+        };
         push(&mut steps, &mut index_of, step(id, hasher, Vec::new(), detail));
     }
 
     // Deployments, in dependency order so each can take its dependencies' versions.
     let mut graph: DiGraph<&str, ()> = DiGraph::new();
-    let nodes: BTreeMap<&str, NodeIndex> = manifest.environments.keys().map(|name| (name.as_str(), graph.add_node(name.as_str()))).collect();
+    let nodes: HashMap<&str, NodeIndex> =
+        manifest.environments.keys().map(|name| (name.as_str(), graph.add_node(name.as_str()))).collect();
+    // Node i is the i-th environment.
+    let envs: Vec<&Environment> = manifest.environments.values().collect();
     for env in manifest.environments.values() {
         for dependency in env.dependencies() {
             if let (Some(&from), Some(&to)) = (nodes.get(dependency), nodes.get(env.name.as_str())) {
@@ -152,7 +205,7 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     }
     let order = toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     for node in order {
-        let env = &manifest.environments[graph[node]];
+        let env = envs[node.index()];
         let image_step = image_step_id(env);
         let bundle_step = (env.code.copy_style == CopyStyle::Fast).then(|| format!("bundle:{}", env.name));
         let mut hasher = VersionHasher::new();
@@ -179,7 +232,7 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     Ok(order_and_level(manifest, steps))
 }
 
-fn push(steps: &mut Vec<Step>, index_of: &mut BTreeMap<String, usize>, step: Step) {
+fn push(steps: &mut Vec<Step>, index_of: &mut HashMap<String, usize>, step: Step) {
     index_of.insert(step.id.clone(), steps.len());
     steps.push(step);
 }
@@ -187,6 +240,11 @@ fn push(steps: &mut Vec<Step>, index_of: &mut BTreeMap<String, usize>, step: Ste
 fn step(id: String, hasher: VersionHasher, needs: Vec<String>, detail: StepDetail) -> Step {
     let (digest, inputs) = hasher.finish();
     Step { id, level: 0, version: digest[..VERSION_LEN].to_string(), digest, needs, detail, inputs }
+}
+
+/// What selects an environment's code files: its include and exclude globs.
+fn globs(env: &Environment) -> (&[String], &[String]) {
+    (&env.code.include, &env.code.exclude)
 }
 
 fn image_step_id(env: &Environment) -> String {
@@ -199,7 +257,21 @@ fn image_step_id(env: &Environment) -> String {
 /// The image's own inputs: its spec (not its name or where it is pushed) and the files it reads.
 fn image_hasher(image: &Image, root: &Path, files: &mut Files) -> Result<VersionHasher, PlanError> {
     let mut hasher = VersionHasher::new();
-    hasher.spec("spec", &(&image.source, &image.apt, &image.pip, &image.requirements, &image.uv_project, &image.sources, &image.env, &image.workdir, &image.user, &image.platforms));
+    hasher.spec(
+        "spec",
+        &(
+            &image.source,
+            &image.apt,
+            &image.pip,
+            &image.requirements,
+            &image.uv_project,
+            &image.sources,
+            &image.env,
+            &image.workdir,
+            &image.user,
+            &image.platforms,
+        ),
+    );
     if let ImageSource::Dockerfile { dockerfile, context, .. } = &image.source {
         add_files(&mut hasher, &format!("dockerfile {dockerfile}"), &files.file(root, dockerfile)?);
         add_files(&mut hasher, &format!("context {context}"), files.of(&root.join(context))?);
@@ -228,16 +300,33 @@ fn describe_source(image: &Image) -> String {
 /// Orders steps so each follows what it needs, and numbers the levels (longest path from a root).
 fn order_and_level(manifest: &Manifest, mut steps: Vec<Step>) -> Plan {
     // Bundles and images need nothing; deployments were pushed in topological order.
-    let mut level_of: BTreeMap<String, usize> = BTreeMap::new();
-    for step in &mut steps {
-        step.level = step.needs.iter().map(|n| level_of.get(n).map_or(0, |l| l + 1)).max().unwrap_or(0);
-        level_of.insert(step.id.clone(), step.level);
+    let mut level_of: HashMap<&str, usize> = HashMap::with_capacity(steps.len());
+    let step_levels: Vec<usize> = steps
+        .iter()
+        .map(|step| {
+            let level = step.needs.iter().map(|n| level_of.get(n.as_str()).map_or(0, |l| l + 1)).max().unwrap_or(0);
+            level_of.insert(&step.id, level);
+            level
+        })
+        .collect();
+    for (step, level) in steps.iter_mut().zip(step_levels) {
+        step.level = level;
     }
-    steps.sort_by(|a, b| a.level.cmp(&b.level).then_with(|| a.id.cmp(&b.id)));
+    // Steps are large: sort their positions, then move each once. Ids are unique, so the order is total.
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_unstable_by(|&a, &b| (steps[a].level, &steps[a].id).cmp(&(steps[b].level, &steps[b].id)));
+    let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    let steps: Vec<Step> = order.into_iter().filter_map(|i| slots[i].take()).collect();
     let depth = steps.last().map_or(0, |s| s.level + 1);
     let mut levels = vec![Vec::new(); depth];
     for step in &steps {
         levels[step.level].push(step.id.clone());
     }
-    Plan { schema_version: PLAN_SCHEMA_VERSION, project: manifest.project.name.clone(), domain: manifest.domain.clone(), steps, levels }
+    Plan {
+        schema_version: PLAN_SCHEMA_VERSION,
+        project: manifest.project.name.clone(),
+        domain: manifest.domain.clone(),
+        steps,
+        levels,
+    }
 }

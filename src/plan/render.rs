@@ -22,7 +22,9 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         let _ = writeln!(out, "\nlevel {}{note}", level + 1);
         for step in plan.steps.iter().filter(|s| s.level == level) {
             let (verb, name, what) = match &step.detail {
-                StepDetail::Bundle { environment, files, bytes } => ("bundle", environment.clone(), format!("{files} files, {}", size(*bytes))),
+                StepDetail::Bundle { environment, files, bytes } => {
+                    ("bundle", environment.clone(), format!("{files} files, {}", size(*bytes)))
+                }
                 StepDetail::Image { image, repository, registry, from, baked_code_of } => {
                     let name = match baked_code_of {
                         Some(env) => format!("{image}+{env}"),
@@ -50,7 +52,13 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             let _ = writeln!(out, "  {verb:<7}{name:<24} {}  {what}", step.version);
             if explain {
                 for input in &step.inputs {
-                    let _ = writeln!(out, "           {:<26} {}  {}", input.label, &input.digest[..input.digest.len().min(20)], input.detail);
+                    let _ = writeln!(
+                        out,
+                        "           {:<26} {}  {}",
+                        input.label,
+                        &input.digest[..input.digest.len().min(20)],
+                        input.detail
+                    );
                 }
             }
         }

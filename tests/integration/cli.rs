@@ -62,7 +62,9 @@ fn reference_manifest_documents_every_field() {
     fn shape_fields(shape: Shape, out: &mut BTreeSet<&'static str>, seen: &mut BTreeSet<&'static str>) {
         match shape {
             Shape::Struct(info) => fields(info, out, seen),
-            Shape::List(item) | Shape::Map(item) | Shape::BoolOr(item) | Shape::Patch(item) => shape_fields(item(), out, seen),
+            Shape::List(item) | Shape::Map(item) | Shape::BoolOr(item) | Shape::Patch(item) => {
+                shape_fields(item(), out, seen)
+            }
             _ => {}
         }
     }
@@ -134,7 +136,12 @@ fn both_formats_in_one_folder_use_toml_with_a_warning() {
     assert!(run.stdout.contains("flyte.toml is valid"), "{}", run.stdout);
     let quiet = flyte(dir.path(), &["--quiet", "validate"]);
     assert_eq!(quiet.code, 0);
-    assert!(quiet.stderr.is_empty() && quiet.stdout.is_empty(), "--quiet prints nothing on success: {}{}", quiet.stdout, quiet.stderr);
+    assert!(
+        quiet.stderr.is_empty() && quiet.stdout.is_empty(),
+        "--quiet prints nothing on success: {}{}",
+        quiet.stdout,
+        quiet.stderr
+    );
 }
 
 #[test]
@@ -174,7 +181,11 @@ fn config_says_where_each_value_came_from() {
 #[test]
 fn diagnostics_are_json_with_lines_when_asked_and_plain_without_colour() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flyte.toml"), "[project]\nname = \"x\"\n\n[environments.a]\nkind = \"app\"\nimage = \"nope\"\ncommand = [\"run\"]\n").unwrap();
+    std::fs::write(
+        dir.path().join("flyte.toml"),
+        "[project]\nname = \"x\"\n\n[environments.a]\nkind = \"app\"\nimage = \"nope\"\ncommand = [\"run\"]\n",
+    )
+    .unwrap();
     let run = flyte(dir.path(), &["-o", "json", "validate"]);
     assert_eq!(run.code, 1);
     let value: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON diagnostics");

@@ -11,7 +11,13 @@ pub struct Run {
 
 /// Runs `flyte ARGS` in `dir` with colour off and a fixed terminal width.
 pub fn flyte(dir: &Path, args: &[&str]) -> Run {
+    flyte_with(dir, args, &[])
+}
+
+/// Like [`flyte`], with extra environment variables (a private FLYTE_CACHE_DIR, say).
+pub fn flyte_with(dir: &Path, args: &[&str], vars: &[(&str, &Path)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_flyte"))
+        .envs(vars.iter().map(|(k, v)| (*k, *v)))
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
@@ -37,8 +43,9 @@ pub fn snapshot(path: &Path, actual: &str) {
         std::fs::write(path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|_| panic!("missing snapshot {}: run with FLYTE_UPDATE_SNAPSHOTS=1 to write it", path.display()));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!("missing snapshot {}: run with FLYTE_UPDATE_SNAPSHOTS=1 to write it", path.display())
+    });
     if expected != actual {
         panic!(
             "snapshot {} differs (FLYTE_UPDATE_SNAPSHOTS=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}",

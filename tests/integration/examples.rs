@@ -52,10 +52,16 @@ fn run_ok(dir: &Path, manifest: &str, args: &[&str]) -> String {
 
 /// The domains the example's manifest declares, as flyte resolves them.
 fn domains(dir: &Path) -> Vec<String> {
-    let config: Value = serde_json::from_str(&run_ok(dir, "flyte.toml", &["config", "-o", "json"])).expect("config -o json prints JSON");
+    let config: Value = serde_json::from_str(&run_ok(dir, "flyte.toml", &["config", "-o", "json"]))
+        .expect("config -o json prints JSON");
     let settings = config["settings"].as_array().expect("config lists its settings");
     let declared = settings.iter().find(|s| s["path"] == "project.domains").expect("project.domains is resolved");
-    let domains: Vec<String> = declared["value"].as_array().expect("domains are a list").iter().map(|d| d.as_str().unwrap().to_string()).collect();
+    let domains: Vec<String> = declared["value"]
+        .as_array()
+        .expect("domains are a list")
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
     assert!(!domains.is_empty(), "{} declares no domains", dir.display());
     domains
 }
@@ -162,7 +168,11 @@ fn example_plans_match_their_snapshots_and_kdl_plans_the_same() {
         for entry in std::fs::read_dir(&example).unwrap() {
             let file = entry.unwrap().file_name().to_string_lossy().into_owned();
             if let Some(domain) = file.strip_prefix("plan.").and_then(|f| f.strip_suffix(".txt")) {
-                assert!(declared.iter().any(|d| d == domain), "examples/{}/{file} is stale: no domain {domain}", name(&example));
+                assert!(
+                    declared.iter().any(|d| d == domain),
+                    "examples/{}/{file} is stale: no domain {domain}",
+                    name(&example)
+                );
             }
         }
     }
@@ -175,7 +185,12 @@ fn toml_and_kdl_give_identical_json_plans() {
             let toml = json_plan(&example, "flyte.toml", &domain);
             let kdl = json_plan(&example, "flyte.kdl", &domain);
             // Steps first (ids, versions, digests, needs), for a readable failure; then everything.
-            assert_eq!(step_lines(&kdl), step_lines(&toml), "examples/{} ({domain}): the KDL steps differ", name(&example));
+            assert_eq!(
+                step_lines(&kdl),
+                step_lines(&toml),
+                "examples/{} ({domain}): the KDL steps differ",
+                name(&example)
+            );
             assert_eq!(kdl, toml, "examples/{} ({domain}): the KDL plan differs", name(&example));
         }
     }
@@ -190,10 +205,20 @@ fn plan_versions_do_not_depend_on_the_checkout_folder() {
             let here = json_plan(&example, "flyte.toml", &domain);
             let a = json_plan(&first, "flyte.toml", &domain);
             let b = json_plan(&second, "flyte.toml", &domain);
-            assert_eq!(step_lines(&a), step_lines(&b), "examples/{} ({domain}): versions differ between two checkouts", name(&example));
+            assert_eq!(
+                step_lines(&a),
+                step_lines(&b),
+                "examples/{} ({domain}): versions differ between two checkouts",
+                name(&example)
+            );
             assert_eq!(a, b, "examples/{} ({domain}): plans differ between two checkouts", name(&example));
             assert_eq!(a, here, "examples/{} ({domain}): a copy plans differently from the repository", name(&example));
-            assert_eq!(json_plan(&second, "flyte.kdl", &domain), b, "examples/{} ({domain}): KDL in a copy", name(&example));
+            assert_eq!(
+                json_plan(&second, "flyte.kdl", &domain),
+                b,
+                "examples/{} ({domain}): KDL in a copy",
+                name(&example)
+            );
         }
     }
 }
@@ -204,7 +229,8 @@ fn steps_changed_by_editing(example: &str, file: &str) -> BTreeSet<String> {
     let source = repo_root().join("examples").join(example);
     let (_temp, dir) = copy_example(&source, 1);
     let domains = domains(&dir);
-    let before: Vec<BTreeMap<String, String>> = domains.iter().map(|d| versions(&json_plan(&dir, "flyte.toml", d))).collect();
+    let before: Vec<BTreeMap<String, String>> =
+        domains.iter().map(|d| versions(&json_plan(&dir, "flyte.toml", d))).collect();
     let path = dir.join(file);
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("examples/{example}/{file}: {e}"));
     text.push_str("\n# An edit: any change to the file's bytes.\n");
@@ -212,8 +238,13 @@ fn steps_changed_by_editing(example: &str, file: &str) -> BTreeSet<String> {
     let mut changed: Option<BTreeSet<String>> = None;
     for (domain, before) in domains.iter().zip(&before) {
         let after = versions(&json_plan(&dir, "flyte.toml", domain));
-        assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "{example} ({domain}): editing {file} changed the steps");
-        let here: BTreeSet<String> = after.iter().filter(|(id, version)| before[*id] != **version).map(|(id, _)| id.clone()).collect();
+        assert_eq!(
+            after.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "{example} ({domain}): editing {file} changed the steps"
+        );
+        let here: BTreeSet<String> =
+            after.iter().filter(|(id, version)| before[*id] != **version).map(|(id, _)| id.clone()).collect();
         // The same file feeds the same steps in every domain.
         if let Some(first) = &changed {
             assert_eq!(&here, first, "{example}: editing {file} changes other steps in {domain}");
@@ -230,13 +261,19 @@ fn ids(list: &[&str]) -> BTreeSet<String> {
 #[test]
 fn editing_a_python_file_changes_only_the_steps_that_ship_it() {
     // workflow.py is in workflow-env's bundle only: my-module-env and the shared image keep their versions.
-    assert_eq!(steps_changed_by_editing("python-path", "workflows/workflow.py"), ids(&["bundle:workflow-env", "deploy:workflow-env"]));
+    assert_eq!(
+        steps_changed_by_editing("python-path", "workflows/workflow.py"),
+        ids(&["bundle:workflow-env", "deploy:workflow-env"])
+    );
     // my_module.py is in both bundles; the image still does not include it.
     assert_eq!(
         steps_changed_by_editing("python-path", "src/my_module.py"),
         ids(&["bundle:my-module-env", "bundle:workflow-env", "deploy:my-module-env", "deploy:workflow-env"])
     );
-    assert_eq!(steps_changed_by_editing("package-structure", "lib/workflows/utils.py"), ids(&["bundle:workflows", "deploy:workflows"]));
+    assert_eq!(
+        steps_changed_by_editing("package-structure", "lib/workflows/utils.py"),
+        ids(&["bundle:workflows", "deploy:workflows"])
+    );
     assert_eq!(steps_changed_by_editing("simple-file", "my_example.py"), ids(&["bundle:env", "deploy:env"]));
     // Beside src/Dockerfile.workdir, but outside its build context (docker/): the image is unchanged.
     assert_eq!(
@@ -244,7 +281,10 @@ fn editing_a_python_file_changes_only_the_steps_that_ship_it() {
         ids(&["bundle:docker-env-in-dir", "deploy:docker-env-in-dir"])
     );
     // Each app ships its own folder.
-    assert_eq!(steps_changed_by_editing("frontend-backend", "frontend/app.py"), ids(&["bundle:frontend", "deploy:frontend"]));
+    assert_eq!(
+        steps_changed_by_editing("frontend-backend", "frontend/app.py"),
+        ids(&["bundle:frontend", "deploy:frontend"])
+    );
     // The predictor reads training's output, so it deploys after training, and with its version.
     assert_eq!(
         steps_changed_by_editing("app-inputs", "training/train.py"),
@@ -278,14 +318,23 @@ fn config_of_dynamic_environments_names_the_overlay_that_set_a_value() {
         let production = run_ok(&dir, manifest, &["config", "--domain", "production"]);
         let level = config_line(&production, "environments.pipeline.env.LOG_LEVEL");
         assert!(level.contains("\"warning\""), "{manifest}: {level}");
-        assert!(level.ends_with(" (overlay production)"), "{manifest}: LOG_LEVEL should come from the production overlay: {level}");
+        assert!(
+            level.ends_with(" (overlay production)"),
+            "{manifest}: LOG_LEVEL should come from the production overlay: {level}"
+        );
         let registry = config_line(&production, "project.registry");
-        assert!(registry.contains("ghcr.io/acme/flyte-examples") && registry.ends_with(" (overlay production)"), "{manifest}: {registry}");
+        assert!(
+            registry.contains("ghcr.io/acme/flyte-examples") && registry.ends_with(" (overlay production)"),
+            "{manifest}: {registry}"
+        );
         let replicas = config_line(&production, "environments.dashboard.scaling.min_replicas");
         assert!(replicas.contains("= 2 ") && replicas.ends_with(" (overlay production)"), "{manifest}: {replicas}");
         // A value the overlay does not touch comes from its base line, with no overlay mark.
         let entrypoint = config_line(&production, "environments.pipeline.tasks.estimate_mean.entrypoint");
-        assert!(entrypoint.contains(&format!("# {manifest}:")) && !entrypoint.contains("overlay"), "{manifest}: {entrypoint}");
+        assert!(
+            entrypoint.contains(&format!("# {manifest}:")) && !entrypoint.contains("overlay"),
+            "{manifest}: {entrypoint}"
+        );
         // Disabled in production: the profiler is not resolved at all.
         assert!(!production.contains("environments.profiler."), "{manifest}: the profiler is disabled in production");
 

@@ -1,0 +1,84 @@
+//! The one body of both fuzz targets: text → parse → resolve every declared domain → plan.
+//!
+//! Paths in a manifest are read relative to the current folder, and resolving and planning walk
+//! root_dir. So the targets first move into a small sandbox folder with the files manifests usually
+//! name (some resolve fully and reach the plan), and do not resolve manifests with a string holding
+//! ".." (root_dir = "../.." would walk the host's disk: slow, and no more parsing or validation code).
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use flyte::manifest::tree::{Node, Value};
+use flyte::manifest::{self, Source};
+
+/// Files that the seed manifests (tests/broken, examples) name, so that valid ones resolve.
+const SANDBOX_FILES: &[(&str, &str)] = &[
+    ("main.py", "print('hello')\n"),
+    ("app.py", "app = None\n"),
+    ("requirements.txt", "fastapi\n"),
+    ("pyproject.toml", "[project]\nname = \"demo\"\nversion = \"0.1.0\"\n"),
+    ("uv.lock", "version = 1\n"),
+    ("Dockerfile", "FROM python:3.12-slim\n"),
+    ("docker/Dockerfile", "FROM python:3.12-slim\n"),
+    ("docker/requirements.txt", "fastapi\n"),
+    ("src/pkg/__init__.py", ""),
+    ("src/main.py", "print('hello')\n"),
+    ("files/Dockerfile", "FROM python:3.12-slim\n"),
+    ("files/requirements.txt", "fastapi\n"),
+    ("files/app/main.py", "print('hello')\n"),
+    ("files/sub/README.md", "sub\n"),
+];
+
+fn enter_sandbox() {
+    static SANDBOX: Once = Once::new();
+    SANDBOX.call_once(|| {
+        // One fixed folder: parallel jobs write the same files, and runs do not pile folders up.
+        let dir: PathBuf = std::env::temp_dir().join("flyte-fuzz-sandbox");
+        for (path, text) in SANDBOX_FILES {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).expect("the sandbox folder is created");
+            std::fs::write(&path, text).expect("a sandbox file is written");
+        }
+        std::env::set_current_dir(&dir).expect("the sandbox is entered");
+    });
+}
+
+fn mentions_parent(node: &Node) -> bool {
+    match &node.value {
+        Value::Str(text) => text.contains(".."),
+        Value::List(items) => items.iter().any(mentions_parent),
+        Value::Table(table) => table.entries.iter().any(|e| e.key.contains("..") || mentions_parent(&e.value)),
+        _ => false,
+    }
+}
+
+/// The JSON report turns every span into a line and column: that must not panic either.
+fn report_json(source: Option<&Source>, diagnostics: &[manifest::diagnostic::Diagnostic]) {
+    let shown: Vec<_> = diagnostics.iter().collect();
+    let _ = flyte::output::diagnostics_json(source, &shown);
+}
+
+/// Loads `data` as the manifest `name` ("fuzz.toml" or "fuzz.kdl") the way the CLI does.
+pub fn load(name: &str, data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    enter_sandbox();
+    let parsed = match manifest::parse(Source::new(name, text)) {
+        Ok(parsed) => parsed,
+        Err(report) => {
+            report_json(report.source.as_ref(), &report.diagnostics);
+            return;
+        }
+    };
+    if mentions_parent(&parsed.tree) {
+        return;
+    }
+    // Reading these must not panic either.
+    let _ = parsed.default_domain();
+    for domain in parsed.declared_domains() {
+        let resolved = parsed.resolve(&domain);
+        report_json(Some(&parsed.source), &resolved.diagnostics);
+        if let Some(manifest) = &resolved.manifest {
+            let _ = flyte::plan::build(manifest);
+        }
+    }
+}

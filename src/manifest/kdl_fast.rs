@@ -1,0 +1,607 @@
+//! The KDL document the mapper reads, and a fast reader for the KDL that manifests are written in.
+//!
+//! The kdl crate keeps every space and comment for re-formatting and recovers from errors as it goes,
+//! which makes it slow: about half a millisecond per environment, seconds for a large manifest, and
+//! its nodes are large. The mapper needs names, values and spans only, so [`Document`] holds just
+//! those, and [`parse`] reads the common subset of KDL straight into it: node names, arguments,
+//! properties (`key="value"`), child blocks, quoted strings with the usual escapes, bare identifiers,
+//! decimal numbers, `#true` and `#false`, `//` and `/* */` comments, and nodes ended by newlines, `;`
+//! or `}`.
+//!
+//! Anything else (slashdash, type annotations, raw and multi-line strings, line continuations, other
+//! numbers and keywords, spaces and newlines beyond ASCII) and every mistake make [`parse`] return
+//! `None`; the kdl crate then reads the text as before, errors and all, and its document is copied
+//! into a [`Document`]. Either way the mapper sees the same names, values and spans.
+
+use kdl::{KdlDocument, KdlValue};
+use miette::SourceSpan;
+
+/// Deeper than [`super::nesting::MAX_DEPTH`], which is checked first; only a guard.
+const MAX_DEPTH: usize = 128;
+
+/// The nodes of a document or of a child block.
+#[derive(Debug, Default, PartialEq)]
+pub struct Document {
+    nodes: Vec<Node>,
+}
+
+impl Document {
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+}
+
+/// A node: its name, arguments and properties, child block, and the text from its name to the
+/// spaces after its last entry or child block.
+#[derive(Debug, PartialEq)]
+pub struct Node {
+    name: Ident,
+    entries: Vec<Entry>,
+    children: Option<Document>,
+    span: SourceSpan,
+}
+
+impl Node {
+    pub fn name(&self) -> &Ident {
+        &self.name
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn children(&self) -> Option<&Document> {
+        self.children.as_ref()
+    }
+
+    pub fn span(&self) -> SourceSpan {
+        self.span
+    }
+}
+
+/// An argument (no name) or a property; its span covers the name, if any, and the value.
+#[derive(Debug, PartialEq)]
+pub struct Entry {
+    name: Option<Ident>,
+    value: KdlValue,
+    span: SourceSpan,
+}
+
+impl Entry {
+    pub fn name(&self) -> Option<&Ident> {
+        self.name.as_ref()
+    }
+
+    pub fn value(&self) -> &KdlValue {
+        &self.value
+    }
+
+    pub fn span(&self) -> SourceSpan {
+        self.span
+    }
+}
+
+/// A node name or a property key, as text; quotes are part of its span.
+#[derive(Debug, PartialEq)]
+pub struct Ident {
+    value: String,
+    span: SourceSpan,
+}
+
+impl Ident {
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    pub fn span(&self) -> SourceSpan {
+        self.span
+    }
+}
+
+/// The parts of the kdl crate's document that the mapper reads. Type annotations are left out: no
+/// manifest field takes one.
+impl From<&KdlDocument> for Document {
+    fn from(document: &KdlDocument) -> Self {
+        let ident = |i: &kdl::KdlIdentifier| Ident { value: i.value().to_string(), span: i.span() };
+        let nodes = document
+            .nodes()
+            .iter()
+            .map(|node| Node {
+                name: ident(node.name()),
+                entries: node
+                    .entries()
+                    .iter()
+                    .map(|e| Entry { name: e.name().map(ident), value: e.value().clone(), span: e.span() })
+                    .collect(),
+                children: node.children().map(Document::from),
+                span: node.span(),
+            })
+            .collect();
+        Document { nodes }
+    }
+}
+
+/// The document, or `None` when the text is outside the subset or not valid KDL.
+pub fn parse(text: &str) -> Option<Document> {
+    let mut reader = Reader { bytes: text.as_bytes(), text, pos: 0 };
+    let nodes = reader.nodes(0)?;
+    Some(Document { nodes })
+}
+
+fn span(start: usize, end: usize) -> SourceSpan {
+    (start..end).into()
+}
+
+/// Reads from `pos`; every method returns `None` for what it does not know, which ends the fast path.
+struct Reader<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn peek_at(&self, ahead: usize) -> Option<u8> {
+        self.bytes.get(self.pos + ahead).copied()
+    }
+
+    fn at_newline(&self) -> bool {
+        self.peek() == Some(b'\n') || (self.peek() == Some(b'\r') && self.peek_at(1) == Some(b'\n'))
+    }
+
+    /// Nodes until the end of the text (depth 0) or until the `}` that closes a child block, which is
+    /// left for the caller.
+    fn nodes(&mut self, depth: usize) -> Option<Vec<Node>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut nodes = Vec::new();
+        loop {
+            self.line_space()?;
+            match self.peek() {
+                None if depth == 0 => return Some(nodes),
+                Some(b'}') if depth > 0 => return Some(nodes),
+                None | Some(b'}') => return None,
+                Some(_) => nodes.push(self.node(depth)?),
+            }
+        }
+    }
+
+    /// A node, its span running from its name to the spaces after its last entry or child block, then
+    /// its terminator: a newline, `;` or `//` comment (consumed), or the `}` or end that follows it.
+    fn node(&mut self, depth: usize) -> Option<Node> {
+        let start = self.pos;
+        let name = self.identifier()?;
+        let mut entries = Vec::new();
+        let mut children = None;
+        loop {
+            let before_space = self.pos;
+            self.node_space()?;
+            match self.peek() {
+                Some(b'{') => {
+                    self.pos += 1;
+                    let nodes = self.nodes(depth + 1)?;
+                    self.pos += 1;
+                    children = Some(Document { nodes });
+                    self.node_space()?;
+                    break;
+                }
+                None | Some(b';' | b'}') => break,
+                Some(b'/') if self.peek_at(1) == Some(b'/') => break,
+                _ if self.at_newline() => break,
+                _ if self.pos > before_space => {
+                    entries.push(self.entry()?);
+                }
+                _ => return None,
+            }
+        }
+        let node = Node { name, entries, children, span: span(start, self.pos) };
+        match self.peek() {
+            None | Some(b'}') => {}
+            Some(b';') => self.pos += 1,
+            Some(b'/') if self.peek_at(1) == Some(b'/') => self.line_comment()?,
+            _ if self.at_newline() => self.pos += if self.peek() == Some(b'\r') { 2 } else { 1 },
+            _ => return None,
+        }
+        Some(node)
+    }
+
+    /// An argument (`"value"`, `8080`, `#true`) or a property (`key="value"`), spanned from its first
+    /// character to its last.
+    fn entry(&mut self) -> Option<Entry> {
+        let start = self.pos;
+        let (name, value) = match self.peek()? {
+            b'"' | b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                let text = self.string()?;
+                if self.peek() == Some(b'=') {
+                    let key = Ident { value: text, span: span(start, self.pos) };
+                    self.pos += 1;
+                    (Some(key), self.value()?)
+                } else {
+                    self.value_end()?;
+                    (None, KdlValue::String(text))
+                }
+            }
+            _ => (None, self.value()?),
+        };
+        Some(Entry { name, value, span: span(start, self.pos) })
+    }
+
+    /// A node name.
+    fn identifier(&mut self) -> Option<Ident> {
+        let start = self.pos;
+        let value = self.string()?;
+        let identifier = Ident { value, span: span(start, self.pos) };
+        self.value_end()?;
+        Some(identifier)
+    }
+
+    /// A value, and that what follows may end it.
+    fn value(&mut self) -> Option<KdlValue> {
+        let value = match self.peek()? {
+            b'"' | b'a'..=b'z' | b'A'..=b'Z' | b'_' => KdlValue::String(self.string()?),
+            b'0'..=b'9' | b'-' => self.number()?,
+            b'#' => {
+                let rest = &self.bytes[self.pos + 1..];
+                let (value, len) = if rest.starts_with(b"true") {
+                    (true, 4)
+                } else if rest.starts_with(b"false") {
+                    (false, 5)
+                } else {
+                    return None;
+                };
+                self.pos += 1 + len;
+                KdlValue::Bool(value)
+            }
+            _ => return None,
+        };
+        self.value_end()?;
+        Some(value)
+    }
+
+    /// What may follow a value: a space, a newline, `;`, `{`, `}`, a comment or the end.
+    fn value_end(&self) -> Option<()> {
+        match self.peek() {
+            None | Some(b' ' | b'\t' | b'\n' | b';' | b'{' | b'}') => Some(()),
+            Some(b'/') if matches!(self.peek_at(1), Some(b'/' | b'*')) => Some(()),
+            Some(b'\r') if self.peek_at(1) == Some(b'\n') => Some(()),
+            _ => None,
+        }
+    }
+
+    /// A quoted string or a bare identifier such as `app`.
+    fn string(&mut self) -> Option<String> {
+        match self.peek()? {
+            b'"' => self.quoted(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                let start = self.pos;
+                while let Some(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.') = self.peek() {
+                    self.pos += 1;
+                }
+                let word = &self.text[start..self.pos];
+                // Keywords without their `#` are mistakes; the kdl crate says so.
+                (!matches!(word, "true" | "false" | "null" | "inf" | "nan")).then(|| word.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// A single-line quoted string with the escapes `\" \\ \b \f \n \r \t \s \u{…}`.
+    fn quoted(&mut self) -> Option<String> {
+        if self.peek_at(1) == Some(b'"') && self.peek_at(2) == Some(b'"') {
+            return None; // a multi-line string
+        }
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let run = self.pos;
+            while let Some(b) = self.peek() {
+                if matches!(b, b'"' | b'\\' | 0x00..=0x08 | 0x0A..=0x1F | 0x7F | 0x80..) {
+                    break;
+                }
+                self.pos += 1;
+            }
+            out.push_str(&self.text[run..self.pos]);
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(out);
+                }
+                b'\\' => out.push(self.escape()?),
+                0x80.. => {
+                    let c = self.text[self.pos..].chars().next()?;
+                    if !plain_char(c) {
+                        return None;
+                    }
+                    out.push(c);
+                    self.pos += c.len_utf8();
+                }
+                _ => return None, // a newline or control character
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Option<char> {
+        let c = match self.peek_at(1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b's' => ' ',
+            b'u' if self.peek_at(2) == Some(b'{') => {
+                let digits_start = self.pos + 3;
+                let len = self.bytes[digits_start..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                if !(1..=6).contains(&len) || self.bytes.get(digits_start + len) != Some(&b'}') {
+                    return None;
+                }
+                let c = char::from_u32(u32::from_str_radix(&self.text[digits_start..digits_start + len], 16).ok()?)?;
+                self.pos = digits_start + len + 1;
+                return Some(c);
+            }
+            _ => return None,
+        };
+        self.pos += 2;
+        Some(c)
+    }
+
+    /// A decimal integer or float: `8080`, `-1`, `0.5`, `2.5e3`. No `+`, `_`, hex, octal or binary.
+    fn number(&mut self) -> Option<KdlValue> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let digits = |reader: &mut Self| {
+            let from = reader.pos;
+            while reader.peek().is_some_and(|b| b.is_ascii_digit()) {
+                reader.pos += 1;
+            }
+            reader.pos - from
+        };
+        let whole = digits(self);
+        if whole == 0 {
+            return None;
+        }
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+            float = true;
+        }
+        let text = &self.text[start..self.pos];
+        if float {
+            text.parse().ok().map(KdlValue::Float)
+        } else if whole <= 30 {
+            text.parse().ok().map(KdlValue::Integer)
+        } else {
+            None
+        }
+    }
+
+    /// Spaces and `/* */` comments within a node. A `\` line continuation is left to the kdl crate.
+    fn node_space(&mut self) -> Option<()> {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t') => self.pos += 1,
+                Some(b'/') if self.peek_at(1) == Some(b'*') => self.block_comment()?,
+                Some(b'\\') => return None,
+                _ => return Some(()),
+            }
+        }
+    }
+
+    /// Spaces, newlines and comments between nodes. A `/-` slashdash is left to the kdl crate.
+    fn line_space(&mut self) -> Option<()> {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t' | b'\n') => self.pos += 1,
+                Some(b'\r') if self.peek_at(1) == Some(b'\n') => self.pos += 2,
+                Some(b'/') if self.peek_at(1) == Some(b'/') => self.line_comment()?,
+                Some(b'/') if self.peek_at(1) == Some(b'*') => self.block_comment()?,
+                Some(b'/' | b'\\' | b'\r') => return None,
+                _ => return Some(()),
+            }
+        }
+    }
+
+    /// A `//` comment and the newline that ends it (or the end of the text).
+    fn line_comment(&mut self) -> Option<()> {
+        loop {
+            match self.peek() {
+                None => return Some(()),
+                Some(b'\n') => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                Some(b'\r') if self.peek_at(1) == Some(b'\n') => {
+                    self.pos += 2;
+                    return Some(());
+                }
+                // Other newlines (\r, \v, \f, NEL, LS, PS) end a comment too: left to the kdl crate.
+                Some(b'\r' | 0x0B | 0x0C) => return None,
+                Some(0x80..) => {
+                    let c = self.text[self.pos..].chars().next()?;
+                    if matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') {
+                        return None;
+                    }
+                    self.pos += c.len_utf8();
+                }
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    /// A `/* */` comment, which may nest.
+    fn block_comment(&mut self) -> Option<()> {
+        let mut depth = 0usize;
+        loop {
+            match (self.peek()?, self.peek_at(1)) {
+                (b'/', Some(b'*')) => {
+                    depth += 1;
+                    self.pos += 2;
+                }
+                (b'*', Some(b'/')) => {
+                    depth -= 1;
+                    self.pos += 2;
+                    if depth == 0 {
+                        return Some(());
+                    }
+                }
+                _ => self.pos += 1,
+            }
+        }
+    }
+}
+
+/// A character a quoted string may hold as it is: not a newline, a control character or one KDL forbids.
+fn plain_char(c: char) -> bool {
+    !matches!(c, '\u{80}'..='\u{9F}' | '\u{200E}'..='\u{200F}' | '\u{2028}'..='\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names, values and spans, the parts the mapper reads, as text to compare.
+    fn outline(document: &Document) -> String {
+        let mut out = String::new();
+        for node in document.nodes() {
+            out.push_str(&format!("{}@{:?}/{:?}[", node.name().value(), node.name().span(), node.span()));
+            for entry in node.entries() {
+                let name = entry.name().map(|n| format!("{}@{:?}=", n.value(), n.span())).unwrap_or_default();
+                out.push_str(&format!("{name}{:?}@{:?} ", entry.value(), entry.span()));
+            }
+            out.push(']');
+            if let Some(children) = node.children() {
+                out.push_str(&format!("{{{}}}", outline(children)));
+            }
+            out.push(';');
+        }
+        out
+    }
+
+    #[test]
+    fn reads_the_common_subset_as_the_kdl_crate_does() {
+        let cases = [
+            "project {\n    name \"demo\"\n    domains \"development\" \"production\"\n}\n",
+            "environment \"web\" {\n    kind \"app\"   \n    port 8080\n    scaling min_replicas=1 max_replicas=4 target=2.5\n}",
+            "a \"x\"=1 y=\"z\" b-c d.e f_g key=val",
+            "\"quoted name\" 1;b 2",
+            "a{b 1}\na { }  \n",
+            "a /* c */ 1 /* d */ // e\nb",
+            "a 1\r\nb 2\r\n",
+            "a #true #false 1.5e3 -2 0.25 1E-2 -0.0 99999999999999999999",
+            "a\t1\t\n/* x /* y */ z */ b 1",
+            "a \"\\u{1F600} é \\t\\s\\\"\\\\\" \"\"",
+            "a x=1 x=2",
+            "a { b { c { d 1; }; }; }",
+            "// only a comment",
+            "",
+        ];
+        for text in cases {
+            let fast = parse(text).unwrap_or_else(|| panic!("the fast reader declined {text:?}"));
+            let slow = Document::from(&KdlDocument::parse_v2(text).unwrap());
+            assert_eq!(outline(&fast), outline(&slow), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn leaves_the_rest_and_every_mistake_to_the_kdl_crate() {
+        let cases = [
+            "/- a 1",
+            "a /-1 2",
+            "(t)a 1",
+            "a (t)1",
+            "a #\"raw\"#",
+            "a \"\"\"\n  text\n  \"\"\"",
+            "a 1 \\\n  2",
+            "a 0x1F 1_000 +1",
+            "a #null #inf",
+            "a true",
+            "a -b",
+            "a \"unclosed",
+            "a \"bad \\q escape\"",
+            "a {",
+            "}",
+            "a\u{a0}1",
+            "a 1\rb 2",
+            "\u{feff}a 1",
+            "a \"x\"\"y\"",
+            "a x = 1",
+            "a { } b",
+        ];
+        for text in cases {
+            assert!(parse(text).is_none(), "the fast reader took {text:?}");
+        }
+    }
+
+    /// Whenever the fast reader accepts a text, the kdl crate accepts it too and gives the same
+    /// document, spans included. Inputs: every KDL file in the repository, and deterministic
+    /// mutations of each (a character deleted, inserted or doubled), which mostly hit the corners
+    /// where a reader of a subset could go wrong.
+    #[test]
+    fn the_fast_reader_never_disagrees_with_the_kdl_crate() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts = Vec::new();
+        for dir in ["examples", "tests/broken"] {
+            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
+                if entry.path().extension().is_some_and(|e| e == "kdl")
+                    && let Ok(text) = std::fs::read_to_string(entry.path())
+                {
+                    texts.push(text);
+                }
+            }
+        }
+        assert!(texts.len() >= 20, "found only {} KDL files", texts.len());
+        let inserts = ['"', '{', '}', ';', '\\', '/', '*', '#', '=', ' ', '\n', '-', '.', '0', 'e', '(', 'é'];
+        let (mut checked, mut accepted) = (0usize, 0usize);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for text in &texts {
+            let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+            let mut variants = vec![text.clone()];
+            for _ in 0..50 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = boundaries[(seed as usize) % boundaries.len().max(1)];
+                let next = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                let insert = inserts[(seed >> 32) as usize % inserts.len()];
+                variants.push(match seed % 3 {
+                    0 => format!("{}{}", &text[..at], &text[next..]),
+                    1 => format!("{}{insert}{}", &text[..at], &text[at..]),
+                    _ => format!("{}{}", &text[..next], &text[at..]),
+                });
+            }
+            for variant in variants {
+                // As in the front end, the nesting guard runs first: the kdl crate recurses.
+                if super::super::nesting::check(&variant, super::super::nesting::Syntax::Kdl).is_err() {
+                    continue;
+                }
+                checked += 1;
+                let Some(fast) = parse(&variant) else { continue };
+                accepted += 1;
+                let full = KdlDocument::parse_v2(&variant)
+                    .unwrap_or_else(|e| panic!("the fast reader accepted what kdl refuses ({e:?}):\n{variant}"));
+                assert_eq!(fast, Document::from(&full), "the readers disagree on:\n{variant}");
+            }
+        }
+        assert!(accepted > texts.len(), "the fast reader accepted only {accepted} of {checked} texts");
+    }
+}
