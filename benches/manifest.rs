@@ -129,7 +129,7 @@ fn run_case(
     let mut warm_up = true;
     loop {
         let t0 = Instant::now();
-        let source = manifest::read(path).unwrap_or_else(|d| panic!("read {}: {}", path.display(), d.message));
+        let source = manifest::read(path).unwrap_or_else(|r| panic!("read {}: {:?}", path.display(), r.diagnostics));
         let parsed = manifest::parse(source).unwrap_or_else(|report| fail("parse", format, size, &report.diagnostics));
         let t1 = Instant::now();
         let resolved = parsed.resolve(DOMAIN);

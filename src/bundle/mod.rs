@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use select::{FileEntry, FileSet, Selection};
+pub use select::{FileEntry, FileSet};
 pub use walk::{LeftOut, Scan, Warning};
 
 use crate::manifest::diagnostic::suggestion;

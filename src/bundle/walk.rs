@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{Stamp, StatCache, now_ns};
 use super::ignore::{IgnoreFile, IgnoreStack};
-use super::select::{FileEntry, FileSet};
+use super::select::{FileEntry, FileSet, hash_file, is_executable};
 
 /// The standard ignores, in gitignore syntax; `--explain` cites them by line.
 pub const STANDARD_IGNORES: &str = "\
@@ -144,6 +144,15 @@ pub struct Scan {
 
 /// Scans `root`, reusing and refreshing `cache`.
 pub fn scan(root: &Path, cache: &mut StatCache) -> Result<Scan, WalkError> {
+    walk_tree(root, Some(cache))
+}
+
+/// Lists what `root` holds after the ignore files, without reading any content (digests are zero).
+pub fn list(root: &Path) -> Result<Scan, WalkError> {
+    walk_tree(root, None)
+}
+
+fn walk_tree(root: &Path, cache: Option<&mut StatCache>) -> Result<Scan, WalkError> {
     let started_ns = now_ns();
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -192,9 +201,9 @@ pub fn scan(root: &Path, cache: &mut StatCache) -> Result<Scan, WalkError> {
             if meta.len() > LARGE_FILE_BYTES {
                 out.warnings.push(Warning::Large { path: path.clone(), bytes: meta.len() });
             }
-            let digest = cache.get(&path, &stamp);
+            let digest = cache.as_ref().and_then(|c| c.get(&path, &stamp));
             let executable = is_executable(&meta);
-            if digest.is_none() {
+            if digest.is_none() && cache.is_some() {
                 pending.push((out.files.len(), full, stamp));
             }
             out.files.push(FileEntry {
@@ -210,13 +219,15 @@ pub fn scan(root: &Path, cache: &mut StatCache) -> Result<Scan, WalkError> {
     }
     out.hashed = pending.len();
     out.from_cache = out.files.iter().filter(|f| !f.symlink).count() - pending.len();
-    for (position, digest) in hash_all(&pending)? {
-        let (index, _, stamp) = &pending[position];
-        out.files[*index].digest = digest;
-        cache.put(&out.files[*index].path, *stamp, started_ns, digest);
+    if let Some(cache) = cache {
+        for (position, digest) in hash_all(&pending)? {
+            let (index, _, stamp) = &pending[position];
+            out.files[*index].digest = digest;
+            cache.put(&out.files[*index].path, *stamp, started_ns, digest);
+        }
+        let kept: std::collections::HashSet<&str> = out.files.iter().map(|f| f.path.as_str()).collect();
+        cache.retain(|path| kept.contains(path));
     }
-    let kept: std::collections::HashSet<&str> = out.files.iter().map(|f| f.path.as_str()).collect();
-    cache.retain(|path| kept.contains(path));
     out.files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
@@ -298,30 +309,6 @@ fn hash_all(pending: &[(usize, PathBuf, Stamp)]) -> Result<Vec<(usize, [u8; 32])
         return Err(error);
     }
     Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn hash_file(path: &Path, buffer: &mut [u8]) -> std::io::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    loop {
-        let read = file.read(buffer)?;
-        if read == 0 {
-            return Ok(hasher.finalize().into());
-        }
-        hasher.update(&buffer[..read]);
-    }
-}
-
-#[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_: &std::fs::Metadata) -> bool {
-    false
 }
 
 #[cfg(unix)]

@@ -46,7 +46,6 @@ fn locate(file: Option<&Path>, out: &Output) -> Result<PathBuf, Error> {
 
 /// Reads and parses a manifest, turning failures into the command's error.
 fn parse(path: &Path) -> Result<manifest::Parsed, Error> {
-    let source =
-        manifest::read(path).map_err(|d| Error::Manifest(manifest::Report { source: None, diagnostics: vec![d] }))?;
+    let source = manifest::read(path).map_err(Error::Manifest)?;
     manifest::parse(source).map_err(Error::Manifest)
 }

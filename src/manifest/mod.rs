@@ -120,31 +120,40 @@ pub fn find(start: &Path) -> Result<(PathBuf, Option<Diagnostic>), Diagnostic> {
 }
 
 /// Reads a manifest file, refusing what cannot be one (too large, not UTF-8).
-pub fn read(path: &Path) -> Result<Source, Diagnostic> {
+pub fn read(path: &Path) -> Result<Source, Report> {
+    read_text(path).map_err(|(source, diagnostic)| Report { source, diagnostics: vec![diagnostic] })
+}
+
+fn read_text(path: &Path) -> Result<Source, (Option<Source>, Diagnostic)> {
     let unreadable = |error: std::io::Error| {
-        Diagnostic::error("unreadable", format!("cannot read {}: {error}", path.display()))
-            .help("check the path and its permissions")
+        let diagnostic = Diagnostic::error("unreadable", format!("cannot read {}: {error}", path.display()))
+            .help("check the path and its permissions");
+        (None, diagnostic)
     };
     let size = std::fs::metadata(path).map_err(unreadable)?.len();
     if size > MAX_BYTES {
-        return Err(Diagnostic::error(
+        let diagnostic = Diagnostic::error(
             "too-large",
             format!("{} is {size} bytes; a manifest may be at most {MAX_BYTES} (8 MiB)", path.display()),
         )
-        .help("is this the right file? A manifest describes environments; data belongs elsewhere"));
+        .help("is this the right file? A manifest describes environments; data belongs elsewhere");
+        return Err((None, diagnostic));
     }
     let bytes = std::fs::read(path).map_err(unreadable)?;
     source_from_bytes(path, bytes)
 }
 
-pub fn source_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Source, Diagnostic> {
+/// The text of a manifest; text that is not UTF-8 is refused, pointing at the first bad byte of a
+/// lossy copy (everything before that byte is unchanged, so its line and column are right).
+fn source_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Source, (Option<Source>, Diagnostic)> {
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Source::new(path, text)),
         Err(error) => {
             let offset = error.utf8_error().valid_up_to();
             let bytes = error.as_bytes();
             let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-            Err(Diagnostic::error(
+            let lossy = Source::new(path, String::from_utf8_lossy(bytes).into_owned());
+            let diagnostic = Diagnostic::error(
                 "not-utf8",
                 format!(
                     "{} is not UTF-8: invalid byte 0x{:02x} at line {line}, byte offset {offset}",
@@ -152,7 +161,9 @@ pub fn source_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Source, Diagnost
                     bytes[offset]
                 ),
             )
-            .help("save the manifest as UTF-8"))
+            .at(tree::Span::new(offset, offset + 1), "not UTF-8")
+            .help("save the manifest as UTF-8");
+            Err((Some(lossy), diagnostic))
         }
     }
 }
@@ -305,7 +316,7 @@ pub fn dedupe(diagnostics: &mut Vec<Diagnostic>) {
 
 /// Loads and resolves a manifest file for one domain: the whole front half of the pipeline.
 pub fn load(path: &Path, domain: Option<&str>) -> Result<(Parsed, model::Manifest, Vec<Diagnostic>), Report> {
-    let source = read(path).map_err(|d| Report { source: None, diagnostics: vec![d] })?;
+    let source = read(path)?;
     let parsed = parse(source)?;
     let domain = domain.map(str::to_string).or_else(|| parsed.default_domain()).unwrap_or_default();
     let resolved = parsed.resolve(&domain);

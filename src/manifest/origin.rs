@@ -1,12 +1,14 @@
 //! Where each resolved value came from, for `flyte config`: a line of the manifest (base or the
 //! domain's overlay), flyte itself, or a default.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::Source;
 use super::model::Manifest;
-use super::tree::{Node, Value};
+use super::tree::Node;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "from", rename_all = "lowercase")]
@@ -27,49 +29,60 @@ pub struct Setting {
 }
 
 /// Every leaf value of the resolved manifest with its origin, in a stable order.
+///
+/// The model's JSON and the merged tree are walked together, so each value finds its node in one step
+/// (tables with many keys get an index), and lines come from an index of line starts: linear in the
+/// size of the manifest.
 pub fn settings(manifest: &Manifest, merged: &Node, source: &Source) -> Vec<Setting> {
     let mut value = serde_json::to_value(manifest).unwrap_or(Json::Null);
     if let Json::Object(map) = &mut value {
         map.remove("domain");
     }
+    let walk = Walk { lines: source.text.match_indices('\n').map(|(at, _)| at).collect() };
     let mut out = Vec::new();
-    flatten(&value, &mut Vec::new(), &mut out);
-    for setting in &mut out {
-        let segments: Vec<&str> = setting.path.split('.').collect();
-        setting.origin = origin(merged, &segments, source);
-    }
+    walk.flatten(&value, Some(merged), &mut Vec::new(), &mut out);
     out
 }
 
-fn flatten(value: &Json, path: &mut Vec<String>, out: &mut Vec<Setting>) {
-    match value {
-        Json::Object(map) if !map.is_empty() => {
-            for (key, child) in map {
-                path.push(key.clone());
-                flatten(child, path, out);
-                path.pop();
-            }
-        }
-        Json::Null => {}
-        leaf => out.push(Setting { path: path.join("."), value: leaf.clone(), origin: Origin::Default }),
-    }
+struct Walk {
+    /// Byte offsets of every line break.
+    lines: Vec<usize>,
 }
 
-fn origin(merged: &Node, segments: &[&str], source: &Source) -> Origin {
-    if let [.., "env", "FLYTE_PROJECT" | "FLYTE_DOMAIN"] = segments
-        && segments.first() == Some(&"environments")
-    {
-        return Origin::Flyte;
-    }
-    let mut node = merged;
-    for segment in segments {
-        let Value::Table(table) = &node.value else { return Origin::Default };
-        match table.get(segment) {
-            Some(entry) => node = &entry.value,
-            None => return Origin::Default,
+impl Walk {
+    fn flatten<'a>(&self, value: &'a Json, node: Option<&Node>, path: &mut Vec<&'a str>, out: &mut Vec<Setting>) {
+        match value {
+            Json::Object(map) if !map.is_empty() => {
+                let table = node.and_then(|n| n.as_table());
+                // Small tables are searched; large ones (thousands of environments) are indexed once.
+                let index: Option<HashMap<&str, &Node>> = table
+                    .filter(|t| t.entries.len() > 16)
+                    .map(|t| t.entries.iter().map(|e| (e.key.as_str(), &e.value)).collect());
+                for (key, child) in map {
+                    let child_node = match (&index, table) {
+                        (Some(index), _) => index.get(key.as_str()).copied(),
+                        (None, Some(table)) => table.get(key).map(|e| &e.value),
+                        (None, None) => None,
+                    };
+                    path.push(key);
+                    self.flatten(child, child_node, path, out);
+                    path.pop();
+                }
+            }
+            Json::Null => {}
+            leaf => {
+                let origin = match (node, path.as_slice()) {
+                    (_, ["environments", _, "env", "FLYTE_PROJECT" | "FLYTE_DOMAIN"]) => Origin::Flyte,
+                    (Some(node), _) => Origin::Manifest {
+                        line: self.lines.partition_point(|&at| at < node.span.start) + 1,
+                        overlay: node.overlay,
+                    },
+                    (None, _) => Origin::Default,
+                };
+                out.push(Setting { path: path.join("."), value: leaf.clone(), origin });
+            }
         }
     }
-    Origin::Manifest { line: source.line_col(node.span.start).0, overlay: node.overlay }
 }
 
 /// The settings as text: `path = value  # origin`.

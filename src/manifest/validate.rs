@@ -221,14 +221,20 @@ fn warn_unmatched_globs(checker: &mut Checker, raw: &RawManifest) {
         return;
     }
     // An unreadable tree is reported by the plan, which must read it; a warning needs no second error.
-    let Ok(files) = crate::bundle::FileSet::walk(&checker.root) else { return };
+    let Ok(listing) = crate::bundle::walk::list(&checker.root) else { return };
+    // A glob may name a folder (`exclude = ["docs"]`): the folders that hold kept files count too.
+    let mut paths: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for file in &listing.files {
+        paths.insert(&file.path);
+        paths.extend(file.path.match_indices('/').map(|(at, _)| &file.path[..at]));
+    }
     // Environments repeat the same globs: each distinct pattern is compiled and tried once.
     let mut matches_nothing: BTreeMap<&str, bool> = BTreeMap::new();
     for pattern in patterns {
         let unmatched = *matches_nothing.entry(pattern.as_str()).or_insert_with(|| match globset::Glob::new(pattern) {
             Ok(glob) => {
                 let matcher = glob.compile_matcher();
-                !files.files.iter().any(|f| matcher.is_match(&f.path))
+                !paths.iter().any(|path| matcher.is_match(path))
             }
             Err(_) => false,
         });
@@ -236,7 +242,7 @@ fn warn_unmatched_globs(checker: &mut Checker, raw: &RawManifest) {
             checker.warning(
                 "glob-matches-nothing",
                 pattern.span,
-                format!("\"{}\" matches no file under root_dir", pattern.value),
+                format!("\"{}\" matches no file or folder under root_dir (after the ignore files)", pattern.value),
                 "matches nothing",
                 "globs are relative to root_dir, e.g. \"src/**/*.py\"; a typo here silently ships the wrong files",
             );

@@ -16,7 +16,9 @@ use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::bundle::{FileSet, Selection};
+use crate::bundle::cache::StatCache;
+use crate::bundle::walk::{self, Globs, Scan};
+use crate::bundle::{FileEntry, FileSet};
 use crate::manifest::model::{CopyStyle, EnvKind, Environment, Image, ImageSource, Manifest};
 use hash::{HashInput, VERSION_LEN, VersionHasher};
 
@@ -78,42 +80,41 @@ pub enum StepDetail {
 pub enum PlanError {
     #[error(transparent)]
     #[diagnostic(code(flyte::plan::files), help("check that the files exist and are readable"))]
-    Files(#[from] crate::bundle::select::WalkError),
+    Files(#[from] crate::bundle::walk::WalkError),
     #[error("internal: the dependency graph has a cycle through {0}, which validation should have refused")]
     #[diagnostic(code(flyte::plan::cycle))]
     Cycle(String),
 }
 
-/// Walks each folder once per plan, however many steps read it.
+/// Scans each folder once per plan, however many steps read it, with the same selection rules and
+/// stat cache as `flyte bundle`, so a plan's bundle versions are the bundles' digests.
 #[derive(Default)]
 struct Files {
-    walked: BTreeMap<PathBuf, FileSet>,
+    scanned: BTreeMap<PathBuf, Scan>,
 }
 
 impl Files {
-    fn of(&mut self, dir: &Path) -> Result<&FileSet, PlanError> {
-        if !self.walked.contains_key(dir) {
-            let set = FileSet::walk(dir)?;
-            self.walked.insert(dir.to_path_buf(), set);
+    fn scan(&mut self, dir: &Path) -> Result<&Scan, PlanError> {
+        if !self.scanned.contains_key(dir) {
+            let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            let mut cache = StatCache::load(&crate::bundle::cache_dir(), &absolute);
+            let scan = walk::scan(dir, &mut cache)?;
+            // A cache that cannot be saved costs the next run time, not this run its result.
+            let _ = cache.save();
+            self.scanned.insert(dir.to_path_buf(), scan);
         }
-        Ok(&self.walked[dir])
+        Ok(&self.scanned[dir])
     }
 
-    /// A single file as a one-entry set, its path relative to `root`.
+    fn of(&mut self, dir: &Path) -> Result<FileSet, PlanError> {
+        Ok(FileSet { files: self.scan(dir)?.files.clone() })
+    }
+
+    /// A single file named in the manifest (a Dockerfile, a lock file), read whatever ignore files say.
     fn file(&mut self, root: &Path, relative: &str) -> Result<FileSet, PlanError> {
-        let full = root.join(relative);
-        let parent = full.parent().unwrap_or(root).to_path_buf();
-        let name = full.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let entry = self.of(&parent)?.files.iter().find(|f| f.path == name).cloned();
-        Ok(FileSet {
-            files: entry
-                .into_iter()
-                .map(|mut f| {
-                    f.path = relative.to_string();
-                    f
-                })
-                .collect(),
-        })
+        let entry = FileEntry::read(root, relative)
+            .map_err(|source| walk::WalkError::Io { path: root.join(relative), source })?;
+        Ok(FileSet { files: vec![entry] })
     }
 }
 
@@ -150,7 +151,7 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     for env in manifest.environments.values() {
         if let btree_map::Entry::Vacant(slot) = selections.entry(globs(env)) {
             let (include, exclude) = globs(env);
-            slot.insert(Digested::new(&Selection::new(include, exclude).apply(files.of(root)?)));
+            slot.insert(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files));
         }
     }
     let code_sets: BTreeMap<&str, &Digested> =
@@ -274,7 +275,7 @@ fn image_hasher(image: &Image, root: &Path, files: &mut Files) -> Result<Version
     );
     if let ImageSource::Dockerfile { dockerfile, context, .. } = &image.source {
         add_files(&mut hasher, &format!("dockerfile {dockerfile}"), &files.file(root, dockerfile)?);
-        add_files(&mut hasher, &format!("context {context}"), files.of(&root.join(context))?);
+        add_files(&mut hasher, &format!("context {context}"), &files.of(&root.join(context))?);
     }
     if let Some(requirements) = &image.requirements {
         add_files(&mut hasher, &format!("requirements {requirements}"), &files.file(root, requirements)?);
@@ -284,7 +285,7 @@ fn image_hasher(image: &Image, root: &Path, files: &mut Files) -> Result<Version
         add_files(&mut hasher, &format!("lock {}", uv.lock), &files.file(root, &uv.lock)?);
     }
     for source in &image.sources {
-        add_files(&mut hasher, &format!("source {}", source.src), files.of(&root.join(&source.src))?);
+        add_files(&mut hasher, &format!("source {}", source.src), &files.of(&root.join(&source.src))?);
     }
     Ok(hasher)
 }

@@ -196,3 +196,42 @@ fn cache_clean_empties_the_cache_and_the_next_run_rebuilds() {
     let rebuilt = bundle(tree.path(), &cache_dir, &[]);
     assert!(rebuilt.stdout.contains("built in"), "{}", rebuilt.stdout);
 }
+
+#[test]
+fn the_plan_takes_the_bundle_digest_and_ignored_files_change_no_version() {
+    let (tree, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    project(tree.path());
+    let plan = |tree: &Path| {
+        let run = flyte_with(tree, &["-o", "json", "plan"], &[("FLYTE_CACHE_DIR", cache.path())]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()
+    };
+    let before = plan(tree.path());
+    let step = before["steps"].as_array().unwrap().iter().find(|s| s["id"] == "bundle:web").unwrap().clone();
+    let bundled = bundle(tree.path(), cache.path(), &[]);
+    let json = flyte_with(tree.path(), &["-o", "json", "bundle"], &[("FLYTE_CACHE_DIR", cache.path())]);
+    let reports: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(step["inputs"][0]["digest"], reports[0]["bundle"]["digest"], "plan and bundle disagree");
+    assert!(reports[0]["bundle"]["digest"].as_str().unwrap().starts_with(&digest(&bundled)));
+    // Files that .gitignore, .flyteignore or the standard ignores leave out move nothing.
+    std::fs::write(tree.path().join("run.log"), "another log line").unwrap();
+    std::fs::write(tree.path().join("app/data/more.bin"), "more data").unwrap();
+    std::fs::write(tree.path().join("secrets.txt"), "rotated").unwrap();
+    std::fs::write(tree.path().join("app/__pycache__/x.pyc"), "bytecode").unwrap();
+    let after = plan(tree.path());
+    let versions = |plan: &serde_json::Value| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["id"].to_string(), s["version"].to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&before), versions(&after));
+    // A shipped file moves the bundle and the deployment, not the image.
+    std::fs::write(tree.path().join("app/main.py"), "print('changed')\n").unwrap();
+    let changed = plan(tree.path());
+    let moved: Vec<String> =
+        versions(&before).into_iter().zip(versions(&changed)).filter(|(a, b)| a != b).map(|(a, _)| a.0).collect();
+    assert_eq!(moved, ["\"bundle:web\"", "\"deploy:web\""]);
+}
