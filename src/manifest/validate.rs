@@ -133,6 +133,21 @@ impl Checker<'_> {
         }
     }
 
+    /// Parses a duration, reporting it when it is not one.
+    pub fn duration(&mut self, text: &Spanned<String>) -> Option<super::units::Duration> {
+        super::units::parse_duration(text)
+            .map_err(|why| {
+                self.error(
+                    "invalid-duration",
+                    text.span,
+                    format!("\"{}\" is not a duration", text.value),
+                    "invalid duration",
+                    why,
+                )
+            })
+            .ok()
+    }
+
     /// Reports a second occurrence of the same value.
     pub fn unique<'a>(&mut self, what: &str, items: impl IntoIterator<Item = &'a Spanned<String>>) {
         let mut seen: BTreeMap<&str, Span> = BTreeMap::new();

@@ -10,7 +10,7 @@ use super::diagnostic::{Diagnostic, suggestion};
 use super::model::*;
 use super::raw::{RawEnvironment, RawInput, RawManifest, RawResourceSet, RawTask};
 use super::tree::Span;
-use super::units::{Unit, is_dns_label, is_env_name, is_identifier, parse_duration, parse_quantity};
+use super::units::{Unit, is_dns_label, is_env_name, is_identifier, parse_quantity};
 use super::validate::Checker;
 
 /// Ports the platform keeps for itself.
@@ -503,20 +503,7 @@ fn app(
             format!("start it with '/', e.g. \"/{}\"", path.value),
         );
     }
-    let mut duration = |text: &Option<Spanned<String>>| {
-        let text = text.as_ref()?;
-        parse_duration(text)
-            .map_err(|why| {
-                checker.error(
-                    "invalid-duration",
-                    text.span,
-                    format!("\"{}\" is not a duration", text.value),
-                    "invalid duration",
-                    why,
-                )
-            })
-            .ok()
-    };
+    let mut duration = |text: &Option<Spanned<String>>| text.as_ref().and_then(|text| checker.duration(text));
     let timeouts = env
         .timeouts
         .as_ref()
@@ -612,19 +599,7 @@ fn scaling(checker: &mut Checker, env: &RawEnvironment) -> Scaling {
             );
         }
     }
-    let scale_down_after = raw.scale_down_after.as_ref().and_then(|text| {
-        parse_duration(text)
-            .map_err(|why| {
-                checker.error(
-                    "invalid-duration",
-                    text.span,
-                    format!("\"{}\" is not a duration", text.value),
-                    "invalid duration",
-                    why,
-                )
-            })
-            .ok()
-    });
+    let scale_down_after = raw.scale_down_after.as_ref().and_then(|text| checker.duration(text));
     if let Some(target) = &raw.target {
         if !(target.value > 0.0 && target.value.is_finite()) {
             checker.error(
@@ -847,19 +822,7 @@ fn task(checker: &mut Checker, name: &Spanned<String>, raw: &RawTask) -> Task {
         }),
         None => 0,
     };
-    let timeout = raw.timeout.as_ref().and_then(|t| {
-        parse_duration(t)
-            .map_err(|why| {
-                checker.error(
-                    "invalid-duration",
-                    t.span,
-                    format!("\"{}\" is not a duration", t.value),
-                    "invalid duration",
-                    why,
-                )
-            })
-            .ok()
-    });
+    let timeout = raw.timeout.as_ref().and_then(|t| checker.duration(t));
     let cache = match raw.cache.as_ref().map(|c| &c.value) {
         None | Some(BoolOr::Bool(false)) => None,
         Some(BoolOr::Bool(true)) => Some(Cache { version: None }),
