@@ -19,7 +19,10 @@ pub mod toml_front;
 pub mod tree;
 pub mod units;
 pub mod validate;
+pub mod validate_app;
 pub mod validate_env;
+pub mod validate_graph;
+pub mod validate_task;
 
 use std::path::{Path, PathBuf};
 
