@@ -57,15 +57,7 @@ impl Checker<'_> {
     pub fn env_vars(&mut self, env: &Option<Keyed<Spanned<String>>>, reserved: &[&str]) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (key, value) in env.iter().flat_map(Keyed::iter) {
-            if !is_env_name(key) {
-                self.error(
-                    "invalid-env-name",
-                    key.span,
-                    format!("\"{}\" is not an environment variable name", key.value),
-                    "invalid name",
-                    "use letters, digits and '_', not starting with a digit",
-                );
-            } else if reserved.contains(&key.as_str()) {
+            if self.env_name(key) && reserved.contains(&key.as_str()) {
                 self.error(
                     "reserved-env",
                     key.span,
@@ -131,6 +123,21 @@ impl Checker<'_> {
                 format!("e.g. \"/{}\"", path.value.trim_start_matches("./")),
             );
         }
+    }
+
+    /// Checks that `name` can be an environment variable's name, reporting it when not.
+    pub fn env_name(&mut self, name: &Spanned<String>) -> bool {
+        let valid = is_env_name(name);
+        if !valid {
+            self.error(
+                "invalid-env-name",
+                name.span,
+                format!("\"{}\" is not an environment variable name", name.value),
+                "invalid name",
+                "use letters, digits and '_', not starting with a digit",
+            );
+        }
+        valid
     }
 
     /// Parses a duration, reporting it when it is not one.

@@ -7,7 +7,7 @@ use super::diagnostic::suggestion;
 use super::model::*;
 use super::raw::{RawEnvironment, RawInput};
 use super::tree::Span;
-use super::units::{is_dns_label, is_env_name, is_identifier};
+use super::units::{is_dns_label, is_identifier};
 use super::validate::Checker;
 use super::validate_env::{DEFAULT_PORT, Index, RESERVED_PORTS};
 
@@ -115,15 +115,7 @@ pub(super) fn app(
             );
         }
         if let Some(var) = &input.as_env {
-            if !is_env_name(var) {
-                checker.error(
-                    "invalid-env-name",
-                    var.span,
-                    format!("\"{}\" is not an environment variable name", var.value),
-                    "invalid name",
-                    "use letters, digits and '_', not starting with a digit",
-                );
-            } else if env_vars.contains_key(var.as_str()) {
+            if checker.env_name(var) && env_vars.contains_key(var.as_str()) {
                 checker.error(
                     "duplicate",
                     var.span,

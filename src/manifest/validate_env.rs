@@ -11,7 +11,7 @@ use super::diagnostic::Diagnostic;
 use super::model::*;
 use super::raw::{RawEnvironment, RawManifest, RawResourceSet};
 use super::tree::Span;
-use super::units::{Unit, is_env_name, parse_quantity};
+use super::units::{Unit, parse_quantity};
 use super::validate::Checker;
 use super::validate_app::app;
 use super::validate_graph::cycles;
@@ -256,15 +256,7 @@ fn secrets(checker: &mut Checker, env: &RawEnvironment) -> Vec<Secret> {
         }
         let exposed = match (&secret.as_env, &secret.as_file) {
             (Some(var), None) => {
-                if !is_env_name(var) {
-                    checker.error(
-                        "invalid-env-name",
-                        var.span,
-                        format!("\"{}\" is not an environment variable name", var.value),
-                        "invalid name",
-                        "use letters, digits and '_', not starting with a digit",
-                    );
-                }
+                checker.env_name(var);
                 if env.env.as_ref().is_some_and(|e| e.iter().any(|(k, _)| k.value == var.value)) {
                     checker.error(
                         "duplicate",
