@@ -6,7 +6,7 @@ use crate::cli::{BundleArgs, Format};
 use crate::error::{Error, Exit};
 use crate::manifest;
 use crate::output::Output;
-use crate::plan::render::size;
+use crate::plan::render::{counted, size};
 
 pub fn run(path: &Path, args: &BundleArgs, out: &Output) -> Result<Exit, Error> {
     let (parsed, manifest, warnings) = manifest::load(path, args.domain.domain.as_deref()).map_err(Error::Manifest)?;
@@ -39,9 +39,9 @@ pub fn run(path: &Path, args: &BundleArgs, out: &Output) -> Result<Exit, Error> 
         let how = if b.reused { "unchanged, reused".to_string() } else { format!("built in {} ms", b.millis) };
         let _ = writeln!(
             text,
-            "bundle {}: {} files, {} → {} tar.gz, digest {} ({how})",
+            "bundle {}: {}, {} → {} tar.gz, digest {} ({how})",
             report.environment,
-            b.files,
+            counted(b.files, "file"),
             size(b.bytes),
             size(b.archive_bytes),
             &b.digest[..20]

@@ -6,16 +6,16 @@ use super::{Plan, StepDetail};
 
 pub fn text(plan: &Plan, explain: bool) -> String {
     let mut out = String::new();
-    let count = |kind: &str| plan.steps.iter().filter(|s| s.id.starts_with(kind)).count();
+    let count = |kind: &str, noun: &str| counted(plan.steps.iter().filter(|s| s.id.starts_with(kind)).count(), noun);
     let _ = writeln!(
         out,
-        "Plan for project {}, domain {}: {} bundles, {} images, {} deployments in {} levels",
+        "Plan for project {}, domain {}: {}, {}, {} in {}",
         plan.project,
         plan.domain,
-        count("bundle:"),
-        count("image:"),
-        count("deploy:"),
-        plan.levels.len()
+        count("bundle:", "bundle"),
+        count("image:", "image"),
+        count("deploy:", "deployment"),
+        counted(plan.levels.len(), "level")
     );
     for (level, ids) in plan.levels.iter().enumerate() {
         let note = if ids.len() > 1 { format!(" ({} steps in parallel)", ids.len()) } else { String::new() };
@@ -23,7 +23,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         for step in plan.steps.iter().filter(|s| s.level == level) {
             let (verb, name, what) = match &step.detail {
                 StepDetail::Bundle { environment, files, bytes } => {
-                    ("bundle", environment.clone(), format!("{files} files, {}", size(*bytes)))
+                    ("bundle", environment.clone(), format!("{}, {}", counted(*files, "file"), size(*bytes)))
                 }
                 StepDetail::Image { image, repository, registry, from, baked_code_of } => {
                     let name = match baked_code_of {
@@ -64,6 +64,11 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
     }
     out
+}
+
+/// "1 file", "2 files".
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// A byte count for people: "812 B", "3.4 KiB", "51.0 MiB".
