@@ -76,10 +76,17 @@ struct Known {
     digest: [u8; 32],
 }
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default, Deserialize)]
 struct Stored {
     format: u32,
     entries: HashMap<String, Known>,
+}
+
+/// What [`Stored`] reads, written from a borrow.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    format: u32,
+    entries: &'a HashMap<String, Known>,
 }
 
 /// File digests of one tree, by relative path.
@@ -130,10 +137,9 @@ impl StatCache {
     /// Writes the cache if it changed; atomically, so a crash leaves the old one or the new one.
     pub fn save(&mut self) -> std::io::Result<()> {
         let (Some(file), true) = (&self.file, self.dirty) else { return Ok(()) };
-        let stored = Stored { format: FORMAT, entries: std::mem::take(&mut self.entries) };
-        let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other);
-        self.entries = stored.entries;
-        write_atomic(file, &bytes?)?;
+        let bytes =
+            serde_json::to_vec(&StoredRef { format: FORMAT, entries: &self.entries }).map_err(std::io::Error::other)?;
+        write_atomic(file, &bytes)?;
         self.dirty = false;
         Ok(())
     }

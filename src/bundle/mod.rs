@@ -32,7 +32,13 @@ pub struct Report {
     pub files: FileSet,
     /// What the ignore files and the manifest's globs left out, folders once.
     pub left_out: Vec<LeftOut>,
+}
+
+/// The bundles of one run, and what the scan of the tree they share warned about (once, not per bundle).
+#[derive(Debug, Serialize)]
+pub struct Bundles {
     pub warnings: Vec<Warning>,
+    pub bundles: Vec<Report>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +77,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// Builds the bundles of the fast-copy environments (or of the one named), reusing what is cached.
-pub fn bundle_environments(manifest: &Manifest, only: Option<&str>) -> Result<Vec<Report>, BundleError> {
+pub fn bundle_environments(manifest: &Manifest, only: Option<&str>) -> Result<Bundles, BundleError> {
     if let Some(name) = only {
         let Some(env) = manifest.environments.get(name) else {
             let names: Vec<&str> = manifest.environments.keys().map(String::as_str).collect();
@@ -97,13 +103,7 @@ pub fn bundle_environments(manifest: &Manifest, only: Option<&str>) -> Result<Ve
         let mut left_out = scan.left_out.clone();
         left_out.extend(selection.left_out);
         left_out.sort_by(|a, b| a.path.cmp(&b.path));
-        reports.push(Report {
-            environment: env.name.clone(),
-            bundle,
-            files: selection.files,
-            left_out,
-            warnings: scan.warnings.clone(),
-        });
+        reports.push(Report { environment: env.name.clone(), bundle, files: selection.files, left_out });
     }
-    Ok(reports)
+    Ok(Bundles { warnings: scan.warnings, bundles: reports })
 }

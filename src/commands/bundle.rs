@@ -11,7 +11,8 @@ use crate::plan::render::{counted, size};
 pub fn run(path: &Path, args: &BundleArgs, out: &Output) -> Result<Exit, Error> {
     let (parsed, manifest, warnings) = manifest::load(path, args.domain.domain.as_deref()).map_err(Error::Manifest)?;
     out.warnings(Some(&parsed.source), &warnings);
-    let reports = bundle::bundle_environments(&manifest, args.environment.as_deref())?;
+    let result = bundle::bundle_environments(&manifest, args.environment.as_deref())?;
+    let reports = &result.bundles;
     if let Some(target) = &args.out {
         let [report] = reports.as_slice() else {
             return Err(Error::Usage(format!(
@@ -23,18 +24,18 @@ pub fn run(path: &Path, args: &BundleArgs, out: &Output) -> Result<Exit, Error> 
             Error::input(format!("cannot write {}: {e}", target.display()), "check the folder exists and is writable")
         })?;
     }
-    for warning in reports.first().map(|r| r.warnings.as_slice()).unwrap_or_default() {
+    for warning in &result.warnings {
         out.status(&format!("warning: {warning}"));
     }
     if out.format == Format::Json {
-        out.result(&serde_json::to_string_pretty(&reports).map_err(|e| Error::Internal(e.to_string()))?);
+        out.result(&serde_json::to_string_pretty(&result).map_err(|e| Error::Internal(e.to_string()))?);
         return Ok(Exit::Success);
     }
     let mut text = String::new();
     if reports.is_empty() {
         text.push_str("no environment ships a bundle (every one has copy_style = \"full\")\n");
     }
-    for report in &reports {
+    for report in reports {
         let b = &report.bundle;
         let how = if b.reused { "unchanged, reused".to_string() } else { format!("built in {} ms", b.millis) };
         let _ = writeln!(

@@ -211,8 +211,8 @@ fn the_plan_takes_the_bundle_digest_and_ignored_files_change_no_version() {
     let bundled = bundle(tree.path(), cache.path(), &[]);
     let json = flyte_with(tree.path(), &["-o", "json", "bundle"], &[("FLYTE_CACHE_DIR", cache.path())]);
     let reports: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(step["inputs"][0]["digest"], reports[0]["bundle"]["digest"], "plan and bundle disagree");
-    assert!(reports[0]["bundle"]["digest"].as_str().unwrap().starts_with(&digest(&bundled)));
+    assert_eq!(step["inputs"][0]["digest"], reports["bundles"][0]["bundle"]["digest"], "plan and bundle disagree");
+    assert!(reports["bundles"][0]["bundle"]["digest"].as_str().unwrap().starts_with(&digest(&bundled)));
     // Files that .gitignore, .flyteignore or the standard ignores leave out move nothing.
     std::fs::write(tree.path().join("run.log"), "another log line").unwrap();
     std::fs::write(tree.path().join("app/data/more.bin"), "more data").unwrap();
