@@ -41,6 +41,8 @@ pub enum Command {
     Schema,
     /// Build the code bundles of fast-copy environments, and show what goes in and what is left out.
     Bundle(BundleArgs),
+    /// Build the images of the plan with BuildKit, and push them with --push; skips what exists.
+    Build(BuildArgs),
     /// Manage flyte's cache of file digests and built bundles.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -61,6 +63,36 @@ pub struct BundleArgs {
     /// List every file and folder left out, with the rule (file and line) that left it out.
     #[arg(long)]
     pub explain: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Build only the images these environments use. Default: every image of the plan.
+    #[arg(value_name = "ENV")]
+    pub environments: Vec<String>,
+    #[command(flatten)]
+    pub domain: DomainArg,
+    /// Push to the registry. Without it the images go into the Docker Engine's image store.
+    #[arg(long)]
+    pub push: bool,
+    /// Build even when the registry (or engine) already has the image's content tag.
+    #[arg(long)]
+    pub force: bool,
+    /// Write each image's LLB definition (protobuf) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub emit_llb: Option<PathBuf>,
+    /// Print the steps of each image without building, pushing or resolving anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write what was built or found (references with digests) to FILE, as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
+    /// Push to this registry instead of the manifest's (e.g. in CI).
+    #[arg(long, env = "FLYTE_REGISTRY", value_name = "HOST[/PATH]")]
+    pub registry: Option<String>,
+    /// Images built at the same time.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,8 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Bundle(#[from] crate::bundle::BundleError),
+    #[error(transparent)]
+    Image(#[from] crate::image::build::BuildError),
     #[error("{message}")]
     Input { message: String, help: Option<String> },
     #[error("{0}")]
@@ -42,11 +44,14 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Manifest(_) | Error::Input { .. } => Exit::Invalid,
-            Error::Plan(PlanError::Files(_)) => Exit::Invalid,
+            Error::Plan(PlanError::Files(_) | PlanError::Context { .. }) => Exit::Invalid,
             Error::Plan(PlanError::Cycle(_)) | Error::Internal(_) => Exit::Internal,
             Error::Usage(_) => Exit::Usage,
             Error::Bundle(BundleError::Build(_)) => Exit::Build,
             Error::Bundle(_) => Exit::Invalid,
+            Error::Image(error) if error.is_registry() => Exit::Registry,
+            Error::Image(crate::image::build::BuildError::Job(_)) => Exit::Invalid,
+            Error::Image(_) => Exit::Build,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod image;
 pub mod manifest;
 pub mod output;
 pub mod plan;

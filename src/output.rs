@@ -74,6 +74,7 @@ impl Output {
                     Error::Input { help: Some(help), .. } => Some(help.clone()),
                     Error::Plan(error) => miette::Diagnostic::help(error).map(|h| h.to_string()),
                     Error::Bundle(error) => Some(error.help()),
+                    Error::Image(error) => Some(error.help()),
                     _ => None,
                 };
                 match self.format {

@@ -1,5 +1,6 @@
 //! One thin file per subcommand: settings in, one library call, output out.
 
+mod build;
 mod bundle;
 mod cache;
 mod config;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli, out: &Output) -> Result<Exit, Error> {
         Command::Config(args) => config::run(&locate(cli.file.as_deref(), out)?, args.domain.as_deref(), out),
         Command::Schema => schema::run(out),
         Command::Bundle(args) => bundle::run(&locate(cli.file.as_deref(), out)?, args, out),
+        Command::Build(args) => build::run(&locate(cli.file.as_deref(), out)?, args, out),
         Command::Cache(command) => cache::run(command, out),
     }
 }

@@ -81,6 +81,9 @@ pub enum PlanError {
     #[error(transparent)]
     #[diagnostic(code(flyte::plan::files), help("check that the files exist and are readable"))]
     Files(#[from] crate::bundle::walk::WalkError),
+    #[error("cannot read the Dockerfile context {context}: {message}")]
+    #[diagnostic(code(flyte::plan::context), help("check the context folder and its .dockerignore"))]
+    Context { context: String, message: String },
     #[error("internal: the dependency graph has a cycle through {0}, which validation should have refused")]
     #[diagnostic(code(flyte::plan::cycle))]
     Cycle(String),
@@ -275,7 +278,10 @@ fn image_hasher(image: &Image, root: &Path, files: &mut Files) -> Result<Version
     );
     if let ImageSource::Dockerfile { dockerfile, context, .. } = &image.source {
         add_files(&mut hasher, &format!("dockerfile {dockerfile}"), &files.file(root, dockerfile)?);
-        add_files(&mut hasher, &format!("context {context}"), &files.of(&root.join(context))?);
+        // The context as the builder gets it: `.dockerignore` decides, not the bundle rules.
+        let context_files = crate::image::job::context_files(&root.join(context))
+            .map_err(|message| PlanError::Context { context: context.clone(), message })?;
+        add_files(&mut hasher, &format!("context {context}"), &context_files);
     }
     if let Some(requirements) = &image.requirements {
         add_files(&mut hasher, &format!("requirements {requirements}"), &files.file(root, requirements)?);

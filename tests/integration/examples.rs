@@ -344,3 +344,36 @@ fn config_of_dynamic_environments_names_the_overlay_that_set_a_value() {
         assert!(development.contains("environments.profiler."), "{manifest}: the profiler is enabled in development");
     }
 }
+
+/// `flyte build --dry-run` of every example: the steps each image would be solved with, kept as
+/// `examples/<case>/build.production.txt`, the same from both manifests; and `--emit-llb` writes one
+/// definition per image that decodes, with every op named by the digest of its bytes and the result last.
+#[test]
+fn build_dry_runs_match_their_snapshots_and_emit_valid_llb() {
+    use flyte::image::llb::pb::{Definition, Op};
+    use prost::Message;
+    for example in examples() {
+        let llb = tempfile::tempdir().unwrap();
+        let llb_dir = llb.path().to_str().unwrap();
+        let toml =
+            run_ok(&example, "flyte.toml", &["build", "--dry-run", "--domain", "production", "--emit-llb", llb_dir]);
+        let kdl = run_ok(&example, "flyte.kdl", &["build", "--dry-run", "--domain", "production"]);
+        assert_eq!(toml, kdl, "{}: the KDL manifest gives another build", name(&example));
+        snapshot(&example.join("build.production.txt"), &toml);
+        let images = toml.lines().filter(|line| line.starts_with("image ")).count();
+        let files: Vec<PathBuf> = std::fs::read_dir(llb.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), images, "{}: one definition per image", name(&example));
+        for file in files {
+            let definition = Definition::decode(&*std::fs::read(&file).unwrap()).unwrap();
+            assert!(definition.def.len() >= 2, "{}", file.display());
+            for bytes in &definition.def {
+                let digest = flyte::image::llb::digest_of(bytes);
+                assert!(definition.metadata.contains_key(&digest), "{}: op {digest} has no metadata", file.display());
+            }
+            let last = Op::decode(&**definition.def.last().unwrap()).unwrap();
+            assert!(last.op.is_none() && last.inputs.len() == 1, "{}: the last op names the result", file.display());
+            let previous = flyte::image::llb::digest_of(&definition.def[definition.def.len() - 2]);
+            assert_eq!(last.inputs[0].digest, previous, "{}: inputs come before the ops using them", file.display());
+        }
+    }
+}
