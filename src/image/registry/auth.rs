@@ -174,7 +174,7 @@ impl Authorizer {
             detail: format!(": the challenge's realm is not a URL ({error})"),
             retry_after: None,
         })?;
-        let client = clients.for_host(url.host_str().unwrap_or_default());
+        let client = clients.for_host(url.host_str().unwrap_or_default())?;
         let scope_texts: Vec<String> = scopes.iter().map(Scope::text).collect();
         let request = match credential {
             Some(Credential::IdentityToken(refresh_token)) => {

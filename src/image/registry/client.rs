@@ -7,6 +7,7 @@
 //! through the proxies of the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
 
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -31,29 +32,32 @@ const FILE_READ_SIZE: usize = 1 << 20;
 const DETAIL_LIMIT: usize = 300;
 
 /// One HTTP client for loopback registries (never proxied) and one for the rest (proxied per the
-/// environment); both keep connections alive between requests.
+/// environment); both keep connections alive between requests. Each is made on first use: building a
+/// client sets up TLS, several milliseconds that a run talking only to loopback never needs twice.
+#[derive(Default)]
 pub struct Clients {
-    direct: reqwest::Client,
-    proxied: reqwest::Client,
+    direct: OnceLock<Result<reqwest::Client, String>>,
+    proxied: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl Clients {
     pub fn new() -> Result<Clients, RegistryError> {
-        let builder = || {
-            reqwest::Client::builder()
+        Ok(Clients::default())
+    }
+
+    pub fn for_host(&self, host: &str) -> Result<&reqwest::Client, RegistryError> {
+        let direct = is_loopback(host);
+        let slot = if direct { &self.direct } else { &self.proxied };
+        let built = slot.get_or_init(|| {
+            let builder = reqwest::Client::builder()
                 .user_agent(USER_AGENT)
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_keepalive(KEEPALIVE)
-                .tcp_nodelay(true)
-        };
-        let built = |builder: reqwest::ClientBuilder| {
-            builder.build().map_err(|error| RegistryError::Client(cause_chain(&error)))
-        };
-        Ok(Clients { direct: built(builder().no_proxy())?, proxied: built(builder())? })
-    }
-
-    pub fn for_host(&self, host: &str) -> &reqwest::Client {
-        if is_loopback(host) { &self.direct } else { &self.proxied }
+                .tcp_nodelay(true);
+            let builder = if direct { builder.no_proxy() } else { builder };
+            builder.build().map_err(|error| cause_chain(&error))
+        });
+        built.as_ref().map_err(|message| RegistryError::Client(message.clone()))
     }
 }
 
@@ -160,7 +164,7 @@ impl Transport {
 
     /// Sends one request, answering an auth challenge once; any status comes back as a response.
     pub async fn send(&self, target: &ImageReference, request: &Request<'_>) -> Result<Response, RegistryError> {
-        let client = self.clients.for_host(target.api_host());
+        let client = self.clients.for_host(target.api_host())?;
         let url = &request.url;
         // Credentials go only to the registry itself, never to where its Location or redirects point.
         let base = self.url(target, "")?;
