@@ -15,12 +15,18 @@ pub struct Output {
     pub format: Format,
     pub quiet: bool,
     color: bool,
+    /// stderr is a terminal: progress may rewrite its last line in place.
+    live: bool,
+    /// A progress line is on screen (and must be cleared before other text).
+    progress_shown: std::sync::atomic::AtomicBool,
 }
 
 impl Output {
     pub fn new(format: Format, quiet: bool) -> Output {
-        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
-        Output { format, quiet, color }
+        let terminal = std::io::stderr().is_terminal();
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal;
+        let live = terminal && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+        Output { format, quiet, color, live, progress_shown: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// A command's result on stdout.
@@ -35,7 +41,27 @@ impl Output {
     /// A status line for people on stderr, silent with --quiet.
     pub fn status(&self, text: &str) {
         if !self.quiet && self.format == Format::Text {
+            self.clear_progress();
             to_stderr(&format!("{text}\n"));
+        }
+    }
+
+    /// What is happening now, on a terminal only: one line at the bottom, rewritten in place and cut to
+    /// the terminal's width. Elsewhere (CI logs, pipes) nothing: the status lines tell the story.
+    pub fn progress(&self, text: &str) {
+        if self.quiet || self.format != Format::Text || !self.live {
+            return;
+        }
+        let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<usize>().ok()).unwrap_or(100).max(20);
+        let line: String = text.chars().filter(|c| !c.is_control()).take(width - 1).collect();
+        to_stderr(&format!("\r\x1b[2K{line}"));
+        self.progress_shown.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Removes the progress line, if one is shown.
+    pub fn clear_progress(&self) {
+        if self.progress_shown.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            to_stderr("\r\x1b[2K");
         }
     }
 
@@ -52,6 +78,7 @@ impl Output {
     }
 
     pub fn error(&self, error: &Error) {
+        self.clear_progress();
         match error {
             Error::Manifest(Report { source, diagnostics }) => {
                 let shown: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error() || !self.quiet).collect();

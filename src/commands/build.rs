@@ -45,7 +45,12 @@ pub fn run(path: &Path, args: &BuildArgs, out: &Output) -> Result<Exit, Error> {
                 out.status(&format!("image {image}: done    {name}{took}"));
             }
             StatusEvent::Failed { name, error, .. } => out.status(&format!("image {image}: failed  {name}: {error}")),
-            _ => {}
+            StatusEvent::Started { name, .. } => out.progress(&format!("image {image}: running {name}")),
+            StatusEvent::Log { name, line, .. } => out.progress(&format!("image {image}: {name} │ {line}")),
+            StatusEvent::Progress { id, current, total, .. } if total > 0 => {
+                out.progress(&format!("image {image}: {id} {}/{}", size(current as u64), size(total as u64)));
+            }
+            StatusEvent::Progress { .. } => {}
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -62,6 +67,7 @@ pub fn run(path: &Path, args: &BuildArgs, out: &Output) -> Result<Exit, Error> {
         }
     })?;
 
+    out.clear_progress();
     if let Some(file) = &args.image_refs {
         let refs = serde_json::json!({ "images": &built });
         let text = serde_json::to_string_pretty(&refs).map_err(|e| Error::Internal(e.to_string()))?;

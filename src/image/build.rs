@@ -131,6 +131,8 @@ struct Context<'a> {
     /// Inputs known to be in the engine; held while one is checked and sent, so that jobs sharing an
     /// input send it once.
     loaded: tokio::sync::Mutex<HashSet<String>>,
+    /// Bases pinned so far, by the reference the manifest gives.
+    pinned: tokio::sync::Mutex<HashMap<String, Base>>,
 }
 
 /// Builds the images of `jobs`, at most `options.jobs` at a time; the first failure stops the run.
@@ -159,7 +161,8 @@ pub async fn build(
         return Err(BuildError::Engine { image: String::new(), source });
     }
     let loaded = tokio::sync::Mutex::new(HashSet::new());
-    let context = Arc::new(Context { manifest, options, engine, registry, progress, loaded });
+    let pinned = tokio::sync::Mutex::new(HashMap::new());
+    let context = Arc::new(Context { manifest, options, engine, registry, progress, loaded, pinned });
     let results: Vec<Result<Built, BuildError>> = futures_util::stream::iter(jobs)
         .map(|job| {
             let context = Arc::clone(&context);
@@ -180,17 +183,15 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
 
     // The base, pinned by digest (a dry run leaves it as written), and its runtime settings.
     let base_reference = job::base_reference(&job.image);
-    let (base_source, base, base_config, base_layers) = match (&base_reference, context.options.dry_run) {
-        (Some(reference), false) => {
-            let resolved = resolve_base(context, reference).await.map_err(|e| match e {
-                Resolve::Registry(source) => registry_error(source),
-                Resolve::Engine(source) => engine_error(source),
-            })?;
-            (Some(resolved.source), Some(resolved.recorded), resolved.config, resolved.layers)
-        }
-        (Some(reference), true) => (Some(reference.clone()), Some(reference.clone()), Value::Null, HashMap::new()),
-        (None, _) => (None, None, Value::Null, HashMap::new()),
+    let mut resolved = match (&base_reference, context.options.dry_run) {
+        (Some(reference), false) => Some(pin_base(context, reference).await.map_err(|e| match e {
+            Resolve::Registry(source) => registry_error(source),
+            Resolve::Engine(source) => engine_error(source),
+        })?),
+        _ => None,
     };
+    let base_source = resolved.as_ref().map(|b| b.source.clone()).or_else(|| base_reference.clone());
+    let base = resolved.as_ref().map(|b| b.recorded.clone()).or_else(|| base_reference.clone());
     let tag = job::tag(job, base.as_deref().unwrap_or(""));
     // A dry run resolves nothing: a base named by tag leaves the tag unknown, and it says so.
     let unresolved = context.options.dry_run && base_reference.as_ref().is_some_and(|b| !b.contains("@sha256:"));
@@ -218,6 +219,15 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
         // Before a long build: a push that will be refused should fail now.
         registry(context)?.check_push_access(&reference).await.map_err(registry_error)?;
     }
+
+    // Building: the base's settings and layer locations are needed now.
+    let (base_config, base_layers) = match resolved.as_mut() {
+        Some(base) => {
+            base_details(context, base).await.map_err(registry_error)?;
+            (base.config.clone().unwrap_or(Value::Null), std::mem::take(&mut base.layers))
+        }
+        None => (Value::Null, HashMap::new()),
+    };
 
     // Local inputs: prepared in the cache, loaded into the engine when it lacks them.
     let files = job::local_files(job, &context.manifest.project.root, &context.options.cache_dir)?;
@@ -322,6 +332,7 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
                 })
                 .collect(),
         };
+        note(format!("pushing {reference}"));
         let report = registry(context)?.push_image(&reference, &image).await.map_err(registry_error)?;
         outcome_digest = Some(report.manifest_digest.clone());
         Some(report)
@@ -340,10 +351,12 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
 }
 
 /// A resolved base: what the LLB reads, what the tag and labels record, and its runtime settings.
+#[derive(Clone)]
 struct Base {
     source: String,
     recorded: String,
-    config: Value,
+    /// The base's `config` object; `None` until [`base_details`] reads it.
+    config: Option<Value>,
     /// Where the registry keeps the base's layers, by diff id: pushing to the same registry mounts
     /// them instead of uploading a copy.
     layers: HashMap<String, LayerBlob>,
@@ -462,36 +475,21 @@ enum Resolve {
     Engine(EngineError),
 }
 
-/// The base pinned by digest and its `config` object: from the registry, or from the engine's store
-/// when the registry cannot say (an image only built locally).
-async fn resolve_base(context: &Context<'_>, reference: &str) -> Result<Base, Resolve> {
-    let repository = reference.split('@').next().unwrap_or(reference);
-    let repository = strip_tag(repository);
+/// The base pinned by digest: from the registry, or from the engine's store when the registry cannot say
+/// (an image only built locally, whose runtime settings come with it). Each base once per run.
+async fn pin_base(context: &Context<'_>, reference: &str) -> Result<Base, Resolve> {
+    let mut pinned = context.pinned.lock().await;
+    if let Some(base) = pinned.get(reference) {
+        return Ok(base.clone());
+    }
+    let repository = strip_tag(reference.split('@').next().unwrap_or(reference));
     let from_registry = match &context.registry {
         Some(registry) => match registry.resolve_platform(reference, "linux", "amd64").await {
             Ok(digest) => {
-                let pinned = format!("{repository}@{digest}");
-                let manifest = registry.fetch_manifest(&pinned).await.map_err(Resolve::Registry)?;
-                let document: Value = serde_json::from_slice(&manifest.bytes).unwrap_or(Value::Null);
-                let config_digest = document["config"]["digest"].as_str().unwrap_or_default().to_string();
-                let blob = registry.fetch_blob(&pinned, &config_digest).await.map_err(Resolve::Registry)?;
-                let config: Value = serde_json::from_slice(&blob).unwrap_or(Value::Null);
-                let diff_ids = string_list(&config["rootfs"]["diff_ids"]);
-                let blobs = document["layers"].as_array().cloned().unwrap_or_default();
-                let mut layers = HashMap::new();
-                if diff_ids.len() == blobs.len() {
-                    for (diff_id, blob) in diff_ids.into_iter().zip(blobs) {
-                        let layer = LayerBlob {
-                            path: PathBuf::new(),
-                            digest: blob["digest"].as_str().unwrap_or_default().to_string(),
-                            size: blob["size"].as_u64().unwrap_or(0),
-                            media_type: blob["mediaType"].as_str().unwrap_or_default().to_string(),
-                            mount_from: vec![repository.to_string()],
-                        };
-                        layers.insert(diff_id, layer);
-                    }
-                }
-                return Ok(Base { source: pinned.clone(), recorded: pinned, config: config["config"].clone(), layers });
+                let pin = format!("{repository}@{digest}");
+                let base = Base { source: pin.clone(), recorded: pin, config: None, layers: HashMap::new() };
+                pinned.insert(reference.to_string(), base.clone());
+                return Ok(base);
             }
             Err(error) => Some(error),
         },
@@ -501,12 +499,14 @@ async fn resolve_base(context: &Context<'_>, reference: &str) -> Result<Base, Re
         && let Ok(Some(inspect)) = engine.image_inspect(reference).await
     {
         // Known only to the engine: BuildKit finds it there by name; the tag records its id.
-        return Ok(Base {
+        let base = Base {
             source: reference.to_string(),
             recorded: format!("{reference} (image {})", inspect.id),
-            config: inspect.config,
+            config: Some(inspect.config),
             layers: HashMap::new(),
-        });
+        };
+        pinned.insert(reference.to_string(), base.clone());
+        return Ok(base);
     }
     match from_registry {
         Some(error) => Err(Resolve::Registry(error)),
@@ -515,6 +515,37 @@ async fn resolve_base(context: &Context<'_>, reference: &str) -> Result<Base, Re
             name: reference.to_string(),
         })),
     }
+}
+
+/// What a build needs beyond the pin, read only when something is built: the base's runtime settings
+/// and where the registry keeps its layers.
+async fn base_details(context: &Context<'_>, base: &mut Base) -> Result<(), RegistryError> {
+    let Some(registry) = &context.registry else { return Ok(()) };
+    if base.config.is_some() {
+        return Ok(());
+    }
+    let repository = base.source.split('@').next().unwrap_or_default().to_string();
+    let manifest = registry.fetch_manifest(&base.source).await?;
+    let document: Value = serde_json::from_slice(&manifest.bytes).unwrap_or(Value::Null);
+    let config_digest = document["config"]["digest"].as_str().unwrap_or_default().to_string();
+    let blob = registry.fetch_blob(&base.source, &config_digest).await?;
+    let config: Value = serde_json::from_slice(&blob).unwrap_or(Value::Null);
+    let diff_ids = string_list(&config["rootfs"]["diff_ids"]);
+    let blobs = document["layers"].as_array().cloned().unwrap_or_default();
+    if diff_ids.len() == blobs.len() {
+        for (diff_id, blob) in diff_ids.into_iter().zip(blobs) {
+            let layer = LayerBlob {
+                path: PathBuf::new(),
+                digest: blob["digest"].as_str().unwrap_or_default().to_string(),
+                size: blob["size"].as_u64().unwrap_or(0),
+                media_type: blob["mediaType"].as_str().unwrap_or_default().to_string(),
+                mount_from: vec![repository.clone()],
+            };
+            base.layers.insert(diff_id, layer);
+        }
+    }
+    base.config = Some(config["config"].clone());
+    Ok(())
 }
 
 /// Is the image there already? With `--push` the registry decides; a failed check means "build".

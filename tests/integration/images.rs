@@ -188,6 +188,23 @@ fn fast_copy_and_full_build_images_are_pushed_pulled_back_and_run() {
     );
     assert_eq!(output, "main: hello from the image\na dependency file\n");
 
+    // The configs flyte wrote: the bootstrap as the fast image's entrypoint, the app's command in the
+    // full build, the image's env over the base's, and labels naming the content.
+    let config = |reference: &str| -> Value {
+        let inspect = project.docker(&["image", "inspect", reference, "--format", "{{json .Config}}"]);
+        serde_json::from_str(&inspect.stdout).unwrap_or_else(|e| panic!("{e}: {}", inspect.stdout))
+    };
+    let fast_config = config(fast_ref);
+    assert_eq!(fast_config["Entrypoint"], serde_json::json!(["/usr/local/bin/flyte-bootstrap"]));
+    let tag = fast_ref.rsplit(':').next().unwrap();
+    assert_eq!(fast_config["Labels"]["org.flyte.version"], tag);
+    assert!(fast_config["Labels"]["org.opencontainers.image.base.digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(fast_config["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello from the image"));
+    let full_config = config(full_ref);
+    assert_eq!(full_config["Cmd"], serde_json::json!(["/bin/sh", "/app/main.sh"]));
+    assert_eq!(full_config["WorkingDir"], "/app");
+    assert!(full_config["Env"].as_array().unwrap().iter().any(|e| e == "PYTHONPATH=/app"));
+
     // Nothing changed: nothing is solved or pushed.
     let again = project.build(&["--push"]);
     for image in &again {
