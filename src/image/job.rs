@@ -111,7 +111,9 @@ pub fn normalize(reference: &str) -> String {
 /// The content tag: the plan's digest of the step, the resolved base, the platform and the recipe.
 pub fn tag(job: &Job, resolved_base: &str) -> String {
     let mut hasher = Sha256::new();
-    for part in [RECIPE_FORMAT, &job.step_digest, resolved_base, PLATFORM] {
+    // The bootstrap's text too: a changed bootstrap must not hide behind an unchanged tag.
+    let bootstrap = hex::encode(Sha256::digest(crate::image::llb::recipe::BOOTSTRAP.as_bytes()));
+    for part in [RECIPE_FORMAT, &bootstrap, &job.step_digest, resolved_base, PLATFORM] {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }

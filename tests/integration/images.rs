@@ -188,6 +188,13 @@ fn fast_copy_and_full_build_images_are_pushed_pulled_back_and_run() {
     );
     assert_eq!(output, "main: hello from the image\na dependency file\n");
 
+    // …or fetches it from a URL first (busybox's wget here).
+    let served = serve_once(std::fs::read(project.path().join("fast.tar.gz")).unwrap());
+    let url = format!("FLYTE_CODE_BUNDLE=http://{served}/fast.tar.gz");
+    let run = project.docker(&["run", "--rm", "--network", "host", "-e", &url, fast_ref, "/bin/sh", "/app/main.sh"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "main: hello from the image\na dependency file\n");
+
     // The configs flyte wrote: the bootstrap as the fast image's entrypoint, the app's command in the
     // full build, the image's env over the base's, and labels naming the content.
     let config = |reference: &str| -> Value {
@@ -289,6 +296,23 @@ fn a_refused_push_is_a_clear_error_before_any_build() {
     assert!(run.stderr.contains(&refusing.address), "the error names the registry: {}", run.stderr);
     assert!(run.stderr.contains("help:"), "{}", run.stderr);
     assert!(!run.stderr.contains("done "), "nothing was built before the refusal: {}", run.stderr);
+}
+
+/// Serves `body` to the first HTTP request on a loopback port; gives the address.
+fn serve_once(body: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    address
 }
 
 /// A registry that refuses everything with 401, as one that needs a login does.

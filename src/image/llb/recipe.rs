@@ -25,7 +25,8 @@ if [ -n "${FLYTE_CODE_BUNDLE:-}" ]; then
     mkdir -p "$dir"
     case "$FLYTE_CODE_BUNDLE" in
     http://*|https://*)
-        archive="$(mktemp)"
+        # Beside the code, not in /tmp: a minimal image may have no /tmp.
+        archive="$dir/.flyte-bundle.tar.gz"
         if command -v python3 >/dev/null 2>&1; then
             python3 -c 'import sys, shutil, urllib.request; shutil.copyfileobj(urllib.request.urlopen(sys.argv[1]), open(sys.argv[2], "wb"))' "$FLYTE_CODE_BUNDLE" "$archive"
         elif command -v wget >/dev/null 2>&1; then
