@@ -347,6 +347,9 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
     };
     // The staging name has served; the layers stay with the final image and in BuildKit's cache.
     let _ = engine.image_remove(&stage).await;
+    if let (Some(_), Some(dockerfile_stage)) = (&dockerfile, &base_source) {
+        let _ = engine.image_remove(dockerfile_stage).await;
+    }
     Ok(done(outcome_digest, Outcome::Built { solve_ms, pushed }))
 }
 
