@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use flyte::image::engine::{Engine, EngineError, SolveRequest, StatusEvent, new_reference};
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The engine and registry to test against, or `None` (with a note) when they are not configured.
@@ -26,93 +25,24 @@ fn settings() -> Option<(Engine, String)> {
     }
 }
 
-/// Just enough LLB (`pb.Op`, `pb.Definition`) to run a shell script on the test busybox image.
-mod llb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Op {
-        #[prost(message, repeated, tag = "1")]
-        pub inputs: Vec<Input>,
-        #[prost(oneof = "Kind", tags = "2, 3")]
-        pub kind: Option<Kind>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Oneof)]
-    pub enum Kind {
-        #[prost(message, tag = "2")]
-        Exec(ExecOp),
-        #[prost(message, tag = "3")]
-        Source(SourceOp),
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Input {
-        #[prost(string, tag = "1")]
-        pub digest: String,
-        #[prost(int64, tag = "2")]
-        pub index: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ExecOp {
-        #[prost(message, optional, tag = "1")]
-        pub meta: Option<Meta>,
-        #[prost(message, repeated, tag = "2")]
-        pub mounts: Vec<Mount>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Meta {
-        #[prost(string, repeated, tag = "1")]
-        pub args: Vec<String>,
-        #[prost(string, repeated, tag = "2")]
-        pub env: Vec<String>,
-        #[prost(string, tag = "3")]
-        pub cwd: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Mount {
-        #[prost(int64, tag = "1")]
-        pub input: i64,
-        #[prost(string, tag = "3")]
-        pub dest: String,
-        #[prost(int64, tag = "4")]
-        pub output: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SourceOp {
-        #[prost(string, tag = "1")]
-        pub identifier: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Definition {
-        #[prost(bytes = "vec", repeated, tag = "1")]
-        pub def: Vec<Vec<u8>>,
-    }
-}
-
-fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// An encoded definition: the busybox image, `/bin/sh -c SCRIPT` on it, and that exec's root as the result.
+/// An encoded definition: the busybox image, `/bin/sh -c SCRIPT` on it, and that exec's root as the result,
+/// made with the crate's own LLB graph.
 fn script_on_busybox(registry: &str, script: &str) -> Vec<u8> {
-    use llb::*;
-    let identifier = format!("docker-image://{registry}/base/busybox:1");
-    let source = Op { inputs: vec![], kind: Some(Kind::Source(SourceOp { identifier })) }.encode_to_vec();
-    let meta = Meta {
+    use flyte::image::llb::{Graph, Run, pb::Platform};
+    let mut graph = Graph::new(Platform { architecture: "amd64".into(), os: "linux".into(), variant: String::new() });
+    let base = graph.image(&format!("{registry}/base/busybox:1"), "busybox");
+    let run = Run {
         args: vec!["/bin/sh".into(), "-c".into(), script.into()],
         // Exec ops do not inherit the image's environment.
         env: vec!["PATH=/bin".into()],
-        cwd: "/".into(),
+        cwd: "/",
+        user: "",
+        host_network: false,
+        mounts: Vec::new(),
+        caches: Vec::new(),
     };
-    let exec = ExecOp { meta: Some(meta), mounts: vec![Mount { input: 0, dest: "/".into(), output: 0 }] };
-    let input = |bytes: &[u8]| vec![Input { digest: digest(bytes), index: 0 }];
-    let exec = Op { inputs: input(&source), kind: Some(Kind::Exec(exec)) }.encode_to_vec();
-    let result = Op { inputs: input(&exec), kind: None }.encode_to_vec();
-    Definition { def: vec![source, exec, result] }.encode_to_vec()
+    let result = graph.exec(&base, run, script);
+    graph.definition(&result).encode_to_vec()
 }
 
 fn request(definition: Vec<u8>) -> SolveRequest {
@@ -229,13 +159,13 @@ async fn loads_a_docker_save_tar_and_saves_it_back() {
     let Some((engine, _)) = settings() else { return };
     let name = format!("flyte-test/engine-load:{}", new_reference());
     let layer = tar(&[("hello.txt", b"hello from a hand-made layer\n")]);
-    let diff_id = digest(&layer);
+    let diff_id = flyte::image::llb::digest_of(&layer);
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     })
     .to_string();
-    let config_name = format!("{}.json", &digest(config.as_bytes())[7..]);
+    let config_name = format!("{}.json", &flyte::image::llb::digest_of(config.as_bytes())[7..]);
     let manifest = serde_json::json!([{"Config": config_name, "RepoTags": [name], "Layers": ["layer/layer.tar"]}]);
     let archive = tar(&[
         ("manifest.json", manifest.to_string().as_bytes()),
