@@ -12,8 +12,9 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::image::buildkitd;
 use crate::image::config::{self, Settings};
-use crate::image::engine::{Engine, EngineError, SolveRequest, StatusEvent};
+use crate::image::engine::{Daemon, Engine, EngineError, SolveRequest, StatusEvent};
 use crate::image::inputs::{self, InputError};
 use crate::image::job::{self, Job, JobError};
 use crate::image::layers::{self, LayerError};
@@ -149,13 +150,14 @@ pub async fn build(
     {
         return Err(BuildError::NoRegistry { image: job.image.name.clone() });
     }
-    // Images are read back and finished through the engine's image store, which a bare buildkitd lacks.
+    // A buildkitd has no image store beside it: its images can only go to a registry.
     if let Some(engine) = &engine
-        && engine.daemon() == crate::image::engine::Daemon::Buildkitd
+        && engine.daemon() == Daemon::Buildkitd
         && !options.dry_run
+        && !options.push
     {
         let source = EngineError::NeedsDockerEngine {
-            operation: "building images (flyte finishes them in the engine's image store)".into(),
+            operation: "building images without --push (they would go into an engine's image store)".into(),
             address: engine.address().to_string(),
         };
         return Err(BuildError::Engine { image: String::new(), source });
@@ -231,24 +233,46 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
 
     // Local inputs: prepared in the cache, loaded into the engine when it lacks them.
     let files = job::local_files(job, &context.manifest.project.root, &context.options.cache_dir)?;
-    let (prepared, images, dockerfile) =
+    let (prepared, mut images, mut dockerfile) =
         prepare_inputs(context, &files).map_err(|source| BuildError::Input { image: name.clone(), source })?;
     let cache = &context.options.cache_dir;
     let engine = match context.options.dry_run {
         true => None,
         false => Some(engine(context)?),
     };
-    if let Some(engine) = engine {
+    let on_buildkitd = engine.is_some_and(|e| e.daemon() == Daemon::Buildkitd);
+    if on_buildkitd {
+        let names =
+            buildkitd::push_inputs(registry(context)?, &job.repository, &prepared).await.map_err(registry_error)?;
+        images.rename(&names);
+        if let Some(dockerfile) = dockerfile.as_mut() {
+            for name in [&mut dockerfile.dockerfile, &mut dockerfile.context] {
+                *name = names.get(name.as_str()).cloned().unwrap_or_else(|| name.clone());
+            }
+        }
+    } else if let Some(engine) = engine {
         load_inputs(context, engine, &prepared, &note).await.map_err(engine_error)?;
     }
 
     // A Dockerfile image: the frontend builds the Dockerfile into a local stage, the recipe goes on
     // from there (the bootstrap or the code, and any packages the manifest adds).
     let (base_source, base_config) = match (&dockerfile, engine) {
+        (Some(dockerfile), Some(engine)) if on_buildkitd => {
+            let staging = format!("{}:{tag}-dockerfile", job.repository);
+            let export = |request: &mut SolveRequest| buildkitd::export_to(request, &staging);
+            dockerfile_stage(context, engine, job, dockerfile, &export).await.map_err(engine_error)?;
+            let (pinned, config) = buildkitd::pinned(registry(context)?, &staging).await.map_err(registry_error)?;
+            (Some(pinned), config["config"].clone())
+        }
         (Some(dockerfile), Some(engine)) => {
             let stage = format!("{}/dockerfile/{}", job::LOCAL_REGISTRY, without_registry(&reference));
-            let config = dockerfile_stage(context, engine, job, dockerfile, &stage).await.map_err(engine_error)?;
-            (Some(stage), config)
+            let export = |request: &mut SolveRequest| {
+                request.exporter = "moby".into();
+                request.exporter_attrs.insert("name".into(), stage.clone());
+            };
+            dockerfile_stage(context, engine, job, dockerfile, &export).await.map_err(engine_error)?;
+            let inspect = engine.image_inspect(&stage).await.map_err(engine_error)?;
+            (Some(stage), inspect.map(|i| i.config).unwrap_or(Value::Null))
         }
         (Some(_), None) => (Some(format!("{} (Dockerfile)", job.image.name)), Value::Null),
         (None, _) => (base_source, base_config),
@@ -279,6 +303,27 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
         return Ok(done(None, Outcome::DryRun { steps }));
     };
 
+    let settings = settings(context.manifest, job, &tag, base.as_deref());
+    if on_buildkitd {
+        // BuildKit pushes to a staging tag; flyte writes the config over those layers in the registry.
+        let staging = format!("{}:{tag}-buildkit", job.repository);
+        let mut request = SolveRequest { definition: Some(encoded), ..Default::default() };
+        buildkitd::export_to(&mut request, &staging);
+        request.entitlements.push("network.host".into());
+        let solve_started = Instant::now();
+        let image_name = name.clone();
+        engine
+            .solve(request, |event| (context.progress)(Event::Status { image: image_name.clone(), event }))
+            .await
+            .map_err(engine_error)?;
+        let solve_ms = solve_started.elapsed().as_millis();
+        note(format!("pushing {reference}"));
+        let report = buildkitd::finish(registry(context)?, &staging, &reference, &base_config, &settings)
+            .await
+            .map_err(registry_error)?;
+        return Ok(done(Some(report.manifest_digest.clone()), Outcome::Built { solve_ms, pushed: Some(report) }));
+    }
+
     // Solve into a staging name in the engine, then read the layers back.
     let stage = format!("{}/stage/{}", job::LOCAL_REGISTRY, without_registry(&reference));
     let mut request = SolveRequest { definition: Some(encoded), exporter: "moby".into(), ..Default::default() };
@@ -292,7 +337,6 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
         .map_err(engine_error)?;
     let solve_ms = solve_started.elapsed().as_millis();
 
-    let settings = settings(context.manifest, job, &tag, base.as_deref());
     let compress = context.options.push && !is_loopback(registry_host(&reference));
     // Base layers the target registry already holds are mounted from the base's repository, not copied.
     let reusable: HashMap<String, LayerBlob> = match (&base_source, context.options.push) {
@@ -432,23 +476,24 @@ struct DockerfileInputs {
 }
 
 /// Builds the Dockerfile with BuildKit's dockerfile frontend (its `dockerfile` and `context` inputs are
-/// the input images) into `stage` in the engine; gives the stage's runtime config.
+/// the input images), exported as `export` says: into the engine, or pushed to a staging tag.
 async fn dockerfile_stage(
     context: &Context<'_>,
     engine: &Engine,
     job: &Job,
     inputs: &DockerfileInputs,
-    stage: &str,
-) -> Result<Value, EngineError> {
+    export: &dyn Fn(&mut SolveRequest),
+) -> Result<(), EngineError> {
     let ImageSource::Dockerfile { build_args, target, .. } = &job.image.source else {
-        return Ok(Value::Null);
+        return Ok(());
     };
     let definition_of = |reference: &str, name: &str| {
         let mut graph = Graph::new(platform());
         let state = graph.image(reference, name);
         prost::Message::encode_to_vec(&graph.definition(&state))
     };
-    let mut request = SolveRequest { frontend: "dockerfile.v0".into(), exporter: "moby".into(), ..Default::default() };
+    let mut request = SolveRequest { frontend: "dockerfile.v0".into(), ..Default::default() };
+    export(&mut request);
     request.frontend_inputs.insert("dockerfile".into(), definition_of(&inputs.dockerfile, "Dockerfile"));
     request.frontend_inputs.insert("context".into(), definition_of(&inputs.context, "build context"));
     request.frontend_attrs.insert("filename".into(), inputs.filename.clone());
@@ -458,11 +503,9 @@ async fn dockerfile_stage(
     if let Some(target) = target {
         request.frontend_attrs.insert("target".into(), target.clone());
     }
-    request.exporter_attrs.insert("name".into(), stage.to_string());
     let image = job.image.name.clone();
     engine.solve(request, |event| (context.progress)(Event::Status { image: image.clone(), event })).await?;
-    let inspect = engine.image_inspect(stage).await?;
-    Ok(inspect.map(|i| i.config).unwrap_or(Value::Null))
+    Ok(())
 }
 
 fn platform() -> Platform {

@@ -23,10 +23,17 @@ pub const INPUT_REGISTRY: &str = "flyte.local";
 pub struct Input {
     /// `flyte.local/input/<kind>:<first 32 hex digits of the content digest>`.
     pub reference: String,
+    pub kind: String,
     /// A `docker load` archive holding it.
     pub load_archive: PathBuf,
     pub files: usize,
     pub bytes: u64,
+    /// The layer (the bundle's tar.gz), its `sha256:…` and size, and the image config over it: what a
+    /// registry gets when inputs travel that way (to a buildkitd, which has no image store).
+    pub layer: PathBuf,
+    pub layer_digest: String,
+    pub layer_size: u64,
+    pub config: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,20 +49,37 @@ pub fn prepare(kind: &str, root: &Path, files: &FileSet, cache: &Path) -> Result
     let bundle = bundle_build::build(root, files, cache)?;
     let reference = format!("{INPUT_REGISTRY}/input/{kind}:{}", &bundle.digest[..32]);
     let load_archive = cache.join("inputs").join(format!("{kind}-{}.tar", bundle.digest));
+    let write_error = |source| InputError::Write { path: load_archive.clone(), source };
+    let config = input_config(&bundle).map_err(write_error)?;
     if !load_archive.exists() {
-        write_load_archive(&bundle, &reference, &load_archive)
-            .map_err(|source| InputError::Write { path: load_archive.clone(), source })?;
+        write_load_archive(&bundle, &config, &reference, &load_archive).map_err(write_error)?;
     }
-    Ok(Input { reference, load_archive, files: bundle.files, bytes: bundle.bytes })
+    Ok(Input {
+        reference,
+        kind: kind.to_string(),
+        load_archive,
+        files: bundle.files,
+        bytes: bundle.bytes,
+        layer: bundle.archive.clone(),
+        layer_digest: format!("sha256:{}", bundle.archive_sha256),
+        layer_size: bundle.archive_bytes,
+        config,
+    })
 }
 
-/// A `docker load` archive: `manifest.json`, the config and the layer (the bundle's tar.gz: the
-/// engine unpacks compressed layers), written to a temporary file and renamed into place.
-fn write_load_archive(bundle: &Bundle, reference: &str, target: &Path) -> io::Result<()> {
-    let diff_id = {
-        let mut hasher = Sha256::new();
-        io::copy(&mut MultiGzDecoder::new(File::open(&bundle.archive)?), &mut hasher)?;
-        format!("sha256:{}", hex::encode(hasher.finalize()))
+/// The config of an input image: its one layer's uncompressed digest, kept beside the archive once
+/// computed (it takes reading the whole archive).
+fn input_config(bundle: &Bundle) -> io::Result<Vec<u8>> {
+    let sidecar = bundle.archive.with_extension("diffid");
+    let diff_id = match std::fs::read_to_string(&sidecar) {
+        Ok(text) if text.starts_with("sha256:") && text.trim().len() == 71 => text.trim().to_string(),
+        _ => {
+            let mut hasher = Sha256::new();
+            io::copy(&mut MultiGzDecoder::new(File::open(&bundle.archive)?), &mut hasher)?;
+            let diff_id = format!("sha256:{}", hex::encode(hasher.finalize()));
+            crate::bundle::cache::write_atomic(&sidecar, diff_id.as_bytes())?;
+            diff_id
+        }
     };
     let config = serde_json::json!({
         "architecture": "amd64",
@@ -63,8 +87,13 @@ fn write_load_archive(bundle: &Bundle, reference: &str, target: &Path) -> io::Re
         "config": {},
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
     });
-    let config = serde_json::to_vec(&config).map_err(io::Error::other)?;
-    let config_name = format!("{}.json", hex::encode(Sha256::digest(&config)));
+    serde_json::to_vec(&config).map_err(io::Error::other)
+}
+
+/// A `docker load` archive: `manifest.json`, the config and the layer (the bundle's tar.gz: the
+/// engine unpacks compressed layers), written to a temporary file and renamed into place.
+fn write_load_archive(bundle: &Bundle, config: &[u8], reference: &str, target: &Path) -> io::Result<()> {
+    let config_name = format!("{}.json", hex::encode(Sha256::digest(config)));
     let manifest = serde_json::json!([{ "Config": config_name, "RepoTags": [reference], "Layers": ["layer.tar.gz"] }]);
     let manifest = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
 

@@ -3,6 +3,7 @@
 //! ([`registry`]), skipping whatever the registry already has.
 
 pub mod build;
+pub mod buildkitd;
 pub mod config;
 pub mod dockerignore;
 pub mod engine;

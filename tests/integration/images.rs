@@ -386,3 +386,68 @@ code = {{ copy_style = "full", include = ["run.sh"] }}
     assert_eq!(output, "from-the-manifest\nkept.txt\nyes\ncode in place\n");
     assert_eq!(project.build(&["--push"])[0]["outcome"], "exists");
 }
+
+/// The registry half of the buildkitd path (no buildkitd exists here to run the whole): inputs pushed as
+/// small images and named by digest, once; and an image BuildKit pushed to a staging tag finished with
+/// flyte's config over the same layers, none sent again.
+#[tokio::test]
+async fn on_a_buildkitd_inputs_travel_through_the_registry_and_flyte_finishes_the_image() {
+    use flyte::bundle::{FileEntry, FileSet};
+    use flyte::image::config::Settings;
+    use flyte::image::registry::{ImageToPush, LayerBlob, Registry, RegistrySettings};
+    use flyte::image::{buildkitd, inputs};
+    let Some(services) = services() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("requirements.txt"), "flyte_test_greeting\n").unwrap();
+    let files = FileSet { files: vec![FileEntry::read(root.path(), "requirements.txt").unwrap()] };
+    let input = inputs::prepare("requirements", root.path(), &files, cache.path()).unwrap();
+    let registry = Registry::new(RegistrySettings::default()).unwrap();
+    let repository = unique(&services, "buildkitd");
+
+    let names = buildkitd::push_inputs(&registry, &repository, std::slice::from_ref(&input)).await.unwrap();
+    let pulled_by = &names[&input.reference];
+    assert!(pulled_by.starts_with(&format!("{repository}-inputs@sha256:")), "{pulled_by}");
+    assert_eq!(
+        registry.fetch_blob(pulled_by, &input.layer_digest).await.unwrap(),
+        std::fs::read(&input.layer).unwrap()
+    );
+    let again = buildkitd::push_inputs(&registry, &repository, std::slice::from_ref(&input)).await.unwrap();
+    assert_eq!(&again[&input.reference], pulled_by, "an input already in the registry is named, not pushed");
+
+    // What BuildKit's image exporter would have pushed: one layer and a bare config.
+    let layer = root.path().join("layer.tar");
+    std::fs::write(&layer, vec![7u8; 4096]).unwrap();
+    let digest = flyte::image::llb::digest_of(&std::fs::read(&layer).unwrap());
+    let bare = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+                                  "rootfs": {"type": "layers", "diff_ids": [digest]}});
+    let staged = ImageToPush {
+        config: serde_json::to_vec(&bare).unwrap(),
+        layers: vec![LayerBlob {
+            path: layer,
+            digest: digest.clone(),
+            size: 4096,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            mount_from: Vec::new(),
+        }],
+    };
+    let staging = format!("{repository}:abc-buildkit");
+    registry.push_image(&staging, &staged).await.unwrap();
+    let settings = Settings {
+        entrypoint: Some(vec!["/usr/local/bin/flyte-bootstrap".into()]),
+        labels: [("org.flyte.version".to_string(), "abc".to_string())].into(),
+        ..Settings::default()
+    };
+    let final_reference = format!("{repository}:abc");
+    let report = buildkitd::finish(&registry, &staging, &final_reference, &Value::Null, &settings).await.unwrap();
+    assert_eq!(report.uploaded().blobs, 1, "only the new config is uploaded: {report:?}");
+    let manifest = registry.fetch_manifest(&final_reference).await.unwrap();
+    let document: Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    assert_eq!(document["layers"][0]["digest"], digest);
+    let config_digest = document["config"]["digest"].as_str().unwrap();
+    let config: Value =
+        serde_json::from_slice(&registry.fetch_blob(&final_reference, config_digest).await.unwrap()).unwrap();
+    assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/usr/local/bin/flyte-bootstrap"]));
+    assert_eq!(config["config"]["Labels"]["org.flyte.version"], "abc");
+    assert_eq!(config["rootfs"]["diff_ids"][0], digest);
+}

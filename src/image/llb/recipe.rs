@@ -65,6 +65,19 @@ pub struct InputImages {
     pub code: Option<String>,
 }
 
+impl InputImages {
+    /// Swaps each name for the one `names` gives (the registry's, when inputs travel that way).
+    pub fn rename(&mut self, names: &std::collections::HashMap<String, String>) {
+        let swap = |name: &mut String| {
+            if let Some(new) = names.get(name.as_str()) {
+                *name = new.clone();
+            }
+        };
+        self.requirements.iter_mut().chain(self.uv_project.iter_mut()).chain(self.code.iter_mut()).for_each(swap);
+        self.sources.iter_mut().for_each(swap);
+    }
+}
+
 /// What shape of image to make.
 pub enum Shape<'a> {
     /// Dependencies and the bootstrap; the code comes as a bundle at start.
