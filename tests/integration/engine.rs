@@ -146,7 +146,7 @@ async fn dropping_a_solve_cancels_it_in_buildkit() {
 
 /// Whether any process on this machine has `needle` in its command line (BuildKit runs steps as host
 /// processes in their own namespaces, so they are visible from here when the test runs as root).
-fn process_with_argument(needle: &str) -> bool {
+pub fn process_with_argument(needle: &str) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else { return false };
     entries.flatten().any(|entry| {
         std::fs::read(entry.path().join("cmdline"))

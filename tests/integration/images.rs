@@ -451,3 +451,54 @@ async fn on_a_buildkitd_inputs_travel_through_the_registry_and_flyte_finishes_th
     assert_eq!(config["config"]["Labels"]["org.flyte.version"], "abc");
     assert_eq!(config["rootfs"]["diff_ids"][0], digest);
 }
+
+/// Ctrl-C stops `flyte build` and the step BuildKit was running for it.
+#[test]
+fn ctrl_c_cancels_the_build_and_its_running_step() {
+    use crate::engine::process_with_argument;
+    let Some(services) = services() else { return };
+    let marker = format!("flyte-cancel-{}", std::process::id());
+    let manifest = format!(
+        r#"[project]
+name = "cancel"
+registry = "{registry}"
+
+[images.slow]
+dockerfile = "Dockerfile"
+build_args = {{ BASE = "{base}" }}
+
+[environments.job]
+kind = "task"
+image = "slow"
+"#,
+        registry = unique(&services, "cancel"),
+        base = services.base_busybox
+    );
+    // The trailing echo keeps the shell (and its command line, with the marker) alive during the sleep.
+    let dockerfile = format!("ARG BASE\nFROM $BASE\nRUN echo {marker} && sleep 300 && echo done\n");
+    let project = Project::new(&services, &[("flyte.toml", &manifest), ("Dockerfile", &dockerfile)]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flyte"))
+        .args(["build", "--push"])
+        .current_dir(project.path())
+        .env("DOCKER_HOST", &project.docker_host)
+        .env("FLYTE_CACHE_DIR", project.cache.path())
+        .env("DOCKER_CONFIG", project.cache.path().join("docker-config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !process_with_argument(&marker) {
+        assert!(std::time::Instant::now() < deadline, "the slow step never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: a plain signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(0), "an interrupted build does not succeed");
+    let gone = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while process_with_argument(&marker) {
+        assert!(std::time::Instant::now() < gone, "the step still runs after flyte was interrupted");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
