@@ -7,7 +7,6 @@
 //! token dance runs against a fake token service ([`token_service`]) and needs neither.
 
 mod fault_proxy;
-mod measure;
 mod own_registry;
 mod token_service;
 
