@@ -31,24 +31,42 @@ pub struct Settings {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Environment variables in the order first set, a later value replacing an earlier one in place (as
+/// Dockerfile `ENV` lines over a base image's do).
+#[derive(Clone, Debug, Default)]
+pub struct EnvList(Vec<(String, String)>);
+
+impl EnvList {
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => self.0.push((key.to_string(), value.to_string())),
+        }
+    }
+
+    /// Sets a `KEY=value` entry; one without `=` is ignored.
+    pub fn set_entry(&mut self, entry: &str) {
+        if let Some((key, value)) = entry.split_once('=') {
+            self.set(key, value);
+        }
+    }
+
+    /// `KEY=value` entries, in order.
+    pub fn entries(&self) -> Vec<String> {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
 /// The config JSON for layers with `diff_ids`, starting from the built image's own config (its
 /// architecture, os and history) and the base image's runtime settings (`base`: the `config` object
 /// of the base image, or null).
 pub fn image_config(built: &Value, base: &Value, settings: &Settings, diff_ids: &[String]) -> Vec<u8> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |key: &str, value: &str| match env.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value.to_string(),
-        None => env.push((key.to_string(), value.to_string())),
-    };
+    let mut env = EnvList::default();
     for list in [&built["config"]["Env"], &base["Env"]] {
-        for entry in list.as_array().into_iter().flatten().filter_map(Value::as_str) {
-            if let Some((key, value)) = entry.split_once('=') {
-                set(key, value);
-            }
-        }
+        list.as_array().into_iter().flatten().filter_map(Value::as_str).for_each(|entry| env.set_entry(entry));
     }
     for (key, value) in &settings.env {
-        set(key, value);
+        env.set(key, value);
     }
     let mut labels: BTreeMap<String, String> = base["Labels"]
         .as_object()
@@ -57,7 +75,7 @@ pub fn image_config(built: &Value, base: &Value, settings: &Settings, diff_ids: 
     labels.extend(settings.labels.clone());
 
     let mut config = serde_json::Map::new();
-    config.insert("Env".into(), json!(env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()));
+    config.insert("Env".into(), json!(env.entries()));
     let entrypoint = settings.entrypoint.clone().map(Value::from).unwrap_or_else(|| base["Entrypoint"].clone());
     let cmd = match (&settings.cmd, &settings.entrypoint) {
         (Some(cmd), _) => Value::from(cmd.clone()),

@@ -4,6 +4,7 @@
 //! build). Local files reach BuildKit as small input images that [`crate::image::inputs`] loads into
 //! the engine; the recipe only names them.
 
+use crate::image::config::EnvList;
 use crate::image::llb::{Copy, Graph, Run, State};
 use crate::manifest::model::Image;
 
@@ -191,24 +192,16 @@ fn run(args: Vec<String>, env: Vec<String>, mounts: Vec<(State, String, String)>
 /// before RUN lines would), with a PATH always present and pip kept quiet and allowed to install into
 /// a distribution's Python.
 pub fn build_env(image: &Image, base: &BaseConfig) -> Vec<String> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |key: &str, value: &str| match env.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value.to_string(),
-        None => env.push((key.to_string(), value.to_string())),
-    };
-    set("PATH", DEFAULT_PATH);
-    for entry in &base.env {
-        if let Some((key, value)) = entry.split_once('=') {
-            set(key, value);
-        }
-    }
-    set("PIP_BREAK_SYSTEM_PACKAGES", "1");
-    set("PIP_DISABLE_PIP_VERSION_CHECK", "1");
-    set("PIP_ROOT_USER_ACTION", "ignore");
+    let mut env = EnvList::default();
+    env.set("PATH", DEFAULT_PATH);
+    base.env.iter().for_each(|entry| env.set_entry(entry));
+    env.set("PIP_BREAK_SYSTEM_PACKAGES", "1");
+    env.set("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    env.set("PIP_ROOT_USER_ACTION", "ignore");
     for (key, value) in &image.env {
-        set(key, value);
+        env.set(key, value);
     }
-    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    env.entries()
 }
 
 /// Quotes a word for /bin/sh unless it is plainly safe.
