@@ -5,7 +5,7 @@
 //! front end, and the JSON Schema, so the three cannot drift apart.
 
 use super::diagnostic::{Diagnostic, suggestion};
-use super::tree::{Node, Span, Table, Value};
+use super::tree::{Entry, Node, Span, Table, Value};
 
 /// What a value looks like, for the KDL front end and the JSON Schema.
 #[derive(Clone, Copy)]
@@ -59,19 +59,23 @@ impl StructInfo {
 /// The decoding context: where diagnostics go and where in the manifest we are.
 pub struct Cx<'d> {
     pub diags: &'d mut Vec<Diagnostic>,
-    path: Vec<String>,
+    /// The dotted path so far, built in place: a manifest has hundreds of thousands of fields, and a
+    /// segment each would be as many allocations for a path that only messages read.
+    path: String,
+    /// How many segments `path` holds (a segment may be empty, so its length cannot tell).
+    depth: usize,
     /// Inside an overlay: absent required fields come from the base, so they are not reported.
     partial: bool,
 }
 
 impl<'d> Cx<'d> {
     pub fn new(diags: &'d mut Vec<Diagnostic>) -> Self {
-        Cx { diags, path: Vec::new(), partial: false }
+        Cx { diags, path: String::new(), depth: 0, partial: false }
     }
 
     /// The dotted path of the value being decoded, e.g. `environments.backend.port`.
     pub fn path(&self) -> String {
-        if self.path.is_empty() { "the manifest".to_string() } else { self.path.join(".") }
+        if self.depth == 0 { "the manifest".to_string() } else { self.path.clone() }
     }
 
     pub fn partial<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
@@ -86,9 +90,33 @@ impl<'d> Cx<'d> {
     }
 
     pub fn within<T>(&mut self, segment: &str, f: impl FnOnce(&mut Self) -> T) -> T {
-        self.path.push(segment.to_string());
+        let length = self.enter();
+        self.path.push_str(segment);
+        self.leave(length, f)
+    }
+
+    /// [`Cx::within`] a list item, by its index.
+    pub fn within_index<T>(&mut self, index: usize, f: impl FnOnce(&mut Self) -> T) -> T {
+        use std::fmt::Write as _;
+        let length = self.enter();
+        let _ = write!(self.path, "{index}");
+        self.leave(length, f)
+    }
+
+    /// Starts a segment; returns the path's length before it.
+    fn enter(&mut self) -> usize {
+        let length = self.path.len();
+        if self.depth > 0 {
+            self.path.push('.');
+        }
+        self.depth += 1;
+        length
+    }
+
+    fn leave<T>(&mut self, length: usize, f: impl FnOnce(&mut Self) -> T) -> T {
         let result = f(self);
-        self.path.pop();
+        self.path.truncate(length);
+        self.depth -= 1;
         result
     }
 
@@ -109,14 +137,13 @@ impl<'d> Cx<'d> {
 
     /// Reports every key of `table` that `info` does not declare.
     pub fn check_fields(&mut self, table: &Table, info: &StructInfo) {
-        let names = info.field_names();
         for entry in &table.entries {
             if info.field(&entry.key).is_none() {
                 let message = format!("unknown field `{}` in `{}`", entry.key, self.path());
                 self.push(
                     Diagnostic::error("unknown-field", message)
                         .at(entry.key_span, "unknown field")
-                        .help(suggestion(&entry.key, &names)),
+                        .help(suggestion(&entry.key, &info.field_names())),
                 );
             }
         }
@@ -124,7 +151,12 @@ impl<'d> Cx<'d> {
 
     /// Decodes the field `name` of `table`; a required field that is absent is reported at `parent`.
     pub fn field<T: Decode>(&mut self, parent: &Node, table: &Table, name: &str) -> Option<T> {
-        match table.get(name) {
+        self.field_entry(parent, table.get(name), name)
+    }
+
+    /// [`Cx::field`] with the field's entry already found (`None` when absent).
+    pub fn field_entry<T: Decode>(&mut self, parent: &Node, entry: Option<&Entry>, name: &str) -> Option<T> {
+        match entry {
             Some(entry) => self.within(name, |cx| T::decode(&entry.value, cx)),
             None if T::OPTIONAL => T::absent(),
             None if self.partial => None,
@@ -233,7 +265,7 @@ impl<T: Decode> Decode for Vec<T> {
         let mut decoded = Vec::with_capacity(items.len());
         let mut ok = true;
         for (index, item) in items.iter().enumerate() {
-            match cx.within(&index.to_string(), |cx| T::decode(item, cx)) {
+            match cx.within_index(index, |cx| T::decode(item, cx)) {
                 Some(value) => decoded.push(value),
                 None => ok = false,
             }
@@ -429,8 +461,19 @@ macro_rules! record {
                 cx: &mut $crate::manifest::decode::Cx,
             ) -> Option<Self> {
                 let table = cx.table(node)?;
-                cx.check_fields(table, &Self::INFO);
-                $( let $field = cx.field::<$ty>(node, table, stringify!($field)); )*
+                // One pass over the table's keys, each matched at once, rather than a scan per field.
+                $( let mut $field: Option<&$crate::manifest::tree::Entry> = None; )*
+                let mut unknown = false;
+                for entry in &table.entries {
+                    match entry.key.as_str() {
+                        $( stringify!($field) => { $field = $field.or(Some(entry)); } )*
+                        _ => unknown = true,
+                    }
+                }
+                if unknown {
+                    cx.check_fields(table, &Self::INFO);
+                }
+                $( let $field = cx.field_entry::<$ty>(node, $field, stringify!($field)); )*
                 Some(Self { $( $field: $field?, )* })
             }
             fn shape() -> $crate::manifest::decode::Shape {

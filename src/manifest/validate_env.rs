@@ -37,7 +37,7 @@ pub fn environments(
         .filter_map(|(name, env)| env.enabled.as_ref().filter(|e| !e.value).map(|e| (name.as_str(), e.span)))
         .collect();
     let mut out = BTreeMap::new();
-    let mut edges: Vec<(String, Spanned<String>)> = Vec::new();
+    let mut edges: Vec<(&str, Spanned<String>)> = Vec::new();
     for (name, env) in declared.iter() {
         checker.dns_label("environment name", name);
         if disabled.contains_key(name.as_str()) {
@@ -62,7 +62,7 @@ pub fn environments(
                     )),
                 );
             } else if dependency.value != name.value && index.get(&dependency).is_some() {
-                edges.push((name.value.clone(), dependency.clone()));
+                edges.push((name.value.as_str(), dependency));
             }
         }
         out.insert(name.value.clone(), resolved);

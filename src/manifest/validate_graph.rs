@@ -7,10 +7,10 @@ use super::diagnostic::Diagnostic;
 use super::validate::Checker;
 
 /// Reports every dependency cycle once, the whole loop, each link pointed at.
-pub(super) fn cycles(checker: &mut Checker, edges: &[(String, Spanned<String>)]) {
+pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<String>)]) {
     let mut graph: BTreeMap<&str, Vec<&Spanned<String>>> = BTreeMap::new();
     for (from, to) in edges {
-        graph.entry(from.as_str()).or_default().push(to);
+        graph.entry(*from).or_default().push(to);
     }
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {

@@ -17,9 +17,14 @@ pub struct HashInput {
     pub detail: String,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct VersionHasher {
     inputs: Vec<HashInput>,
+}
+
+thread_local! {
+    /// The buffer [`VersionHasher::spec`] writes JSON into.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// How many hex digits of the digest make a version: 80 bits, plenty for names that never collide by chance.
@@ -32,7 +37,16 @@ impl VersionHasher {
 
     /// Adds a value by its canonical JSON.
     pub fn spec<T: Serialize>(&mut self, label: &str, value: &T) {
-        let json = serde_json::to_string(value).unwrap_or_default();
+        // Written into one buffer that every spec reuses, then copied out at its final size: writing
+        // each into a fresh string grows it (and copies it) several times for a large environment.
+        let json = SCRATCH.with(|scratch| {
+            let mut buffer = scratch.borrow_mut();
+            buffer.clear();
+            match serde_json::to_writer(&mut *buffer, value) {
+                Ok(()) => String::from_utf8(buffer.to_vec()).unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        });
         self.raw(label, hex::encode(Sha256::digest(json.as_bytes())), json);
     }
 

@@ -9,7 +9,7 @@
 pub mod hash;
 pub mod render;
 
-use std::collections::{BTreeMap, HashMap, btree_map};
+use std::collections::{BTreeMap, HashMap, btree_map, hash_map};
 use std::path::{Path, PathBuf};
 
 use petgraph::algo::toposort;
@@ -130,15 +130,19 @@ struct Digested {
     files: usize,
     bytes: u64,
     digest: String,
+    /// What `--explain` shows for it.
+    detail: String,
 }
 
 impl Digested {
     fn new(set: &FileSet) -> Self {
-        Digested { files: set.files.len(), bytes: set.total_size(), digest: hex::encode(set.digest()) }
+        let (files, bytes) = (set.files.len(), set.total_size());
+        let detail = format!("{files} files, {bytes} bytes");
+        Digested { files, bytes, digest: hex::encode(set.digest()), detail }
     }
 
     fn add_to(&self, hasher: &mut VersionHasher, label: &str) {
-        hasher.raw(label, self.digest.clone(), format!("{} files, {} bytes", self.files, self.bytes));
+        hasher.raw(label, self.digest.clone(), self.detail.clone());
     }
 }
 
@@ -147,38 +151,51 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     let root = &manifest.project.root;
     let mut files = Files::default();
     let mut steps: Vec<Step> = Vec::new();
-    let mut index_of: HashMap<String, usize> = HashMap::new();
 
     // Code: one selection per distinct include/exclude pair, over one walk of root_dir, digested once.
+    let envs: Vec<&Environment> = manifest.environments.values().collect();
     let mut selections: BTreeMap<(&[String], &[String]), Digested> = BTreeMap::new();
-    for env in manifest.environments.values() {
+    for env in &envs {
         if let btree_map::Entry::Vacant(slot) = selections.entry(globs(env)) {
             let (include, exclude) = globs(env);
             slot.insert(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files));
         }
     }
-    let code_sets: BTreeMap<&str, &Digested> =
-        manifest.environments.values().map(|env| (env.name.as_str(), &selections[&globs(env)])).collect();
-    for env in manifest.environments.values().filter(|e| e.code.copy_style == CopyStyle::Fast) {
-        let code = code_sets[env.name.as_str()];
+    // The i-th environment's code.
+    let code_sets: Vec<&Digested> = envs.iter().map(|env| &selections[&globs(env)]).collect();
+    // Where each environment's steps are in `steps`, by the environment's position in `envs`.
+    let mut bundle_at: Vec<Option<usize>> = vec![None; envs.len()];
+    for (index, (env, code)) in envs.iter().zip(&code_sets).enumerate() {
+        if env.code.copy_style != CopyStyle::Fast {
+            continue;
+        }
         let mut hasher = VersionHasher::new();
         code.add_to(&mut hasher, "files");
         let detail = StepDetail::Bundle { environment: env.name.clone(), files: code.files, bytes: code.bytes };
-        push(&mut steps, &mut index_of, step(format!("bundle:{}", env.name), hasher, Vec::new(), detail));
+        bundle_at[index] = Some(steps.len());
+        steps.push(step(format!("bundle:{}", env.name), hasher, Vec::new(), detail));
     }
 
-    // Images: the plain image once, however many fast-copy environments use it; one per full build.
-    for env in manifest.environments.values() {
+    // Images: the plain image once, however many fast-copy environments use it; one per full build. An
+    // image's own inputs are the same for each full build on it: hashed once, copied for each.
+    let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
+    let mut image_ids: HashMap<String, usize> = HashMap::new();
+    let mut image_at: Vec<usize> = Vec::with_capacity(envs.len());
+    for (env, code) in envs.iter().zip(&code_sets) {
         let image = &manifest.images[&env.image];
         let id = image_step_id(env);
-        if index_of.contains_key(&id) {
+        if let Some(&at) = image_ids.get(&id) {
+            image_at.push(at);
             continue;
         }
-        let mut hasher = image_hasher(image, root, &mut files)?;
+        let mut hasher = match image_inputs.entry(env.image.as_str()) {
+            hash_map::Entry::Occupied(known) => known.get().clone(),
+            hash_map::Entry::Vacant(slot) => slot.insert(image_hasher(image, root, &mut files)?).clone(),
+        };
         let baked = match env.code.copy_style {
             CopyStyle::Full => {
                 hasher.spec("code", &(&env.code.dst, &env.code.python_path));
-                code_sets[env.name.as_str()].add_to(&mut hasher, "code files");
+                code.add_to(&mut hasher, "code files");
                 Some(env.name.clone())
             }
             CopyStyle::Fast => None,
@@ -191,38 +208,51 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
             from: describe_source(image),
             baked_code_of: baked,
         };
-        push(&mut steps, &mut index_of, step(id, hasher, Vec::new(), detail));
+        image_ids.insert(id.clone(), steps.len());
+        image_at.push(steps.len());
+        steps.push(step(id, hasher, Vec::new(), detail));
     }
 
     // Deployments, in dependency order so each can take its dependencies' versions.
-    let mut graph: DiGraph<&str, ()> = DiGraph::new();
-    let nodes: HashMap<&str, NodeIndex> =
-        manifest.environments.keys().map(|name| (name.as_str(), graph.add_node(name.as_str()))).collect();
+    let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(envs.len(), envs.len());
     // Node i is the i-th environment.
-    let envs: Vec<&Environment> = manifest.environments.values().collect();
-    for env in manifest.environments.values() {
+    let nodes: HashMap<&str, NodeIndex> =
+        envs.iter().map(|env| (env.name.as_str(), graph.add_node(env.name.as_str()))).collect();
+    for (index, env) in envs.iter().enumerate() {
+        let to = NodeIndex::new(index);
+        // Each edge once, in the order first named: what `update_edge` gives, without scanning the
+        // edges of a dependency that thousands of environments share.
+        let mut linked: Vec<NodeIndex> = Vec::new();
         for dependency in env.dependencies() {
-            if let (Some(&from), Some(&to)) = (nodes.get(dependency), nodes.get(env.name.as_str())) {
-                graph.update_edge(from, to, ());
+            if let Some(&from) = nodes.get(dependency)
+                && !linked.contains(&from)
+            {
+                linked.push(from);
+                graph.add_edge(from, to, ());
             }
         }
     }
     let order = toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
+    let mut deploy_at: Vec<usize> = vec![usize::MAX; envs.len()];
     for node in order {
-        let env = envs[node.index()];
+        let index = node.index();
+        let env = envs[index];
         let image_step = image_step_id(env);
         let bundle_step = (env.code.copy_style == CopyStyle::Fast).then(|| format!("bundle:{}", env.name));
         let mut hasher = VersionHasher::new();
         hasher.spec("spec", &(&manifest.project.name, &env.name, env));
         let mut needs = vec![image_step.clone()];
+        let mut needs_at = vec![image_at[index]];
         needs.extend(bundle_step.clone());
+        needs_at.extend(bundle_at[index]);
         let mut dependencies: Vec<&str> = env.dependencies().collect();
         dependencies.sort_unstable();
         dependencies.dedup();
         needs.extend(dependencies.iter().map(|d| format!("deploy:{d}")));
-        for need in &needs {
-            let version = &steps[index_of[need]].digest;
-            hasher.raw(need, version.clone(), String::new());
+        // Every dependency was deployed earlier in this topological order.
+        needs_at.extend(dependencies.iter().map(|d| deploy_at[nodes[d].index()]));
+        for (need, &at) in needs.iter().zip(&needs_at) {
+            hasher.raw(need, steps[at].digest.clone(), String::new());
         }
         let detail = StepDetail::Deploy {
             environment: env.name.clone(),
@@ -231,14 +261,13 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
             image_step,
             bundle_step,
         };
-        push(&mut steps, &mut index_of, step(format!("deploy:{}", env.name), hasher, needs, detail));
+        let mut deploy = step(format!("deploy:{}", env.name), hasher, needs, detail);
+        // The longest path from a root: one more than the deepest step it needs.
+        deploy.level = needs_at.iter().map(|&at| steps[at].level + 1).max().unwrap_or(0);
+        deploy_at[index] = steps.len();
+        steps.push(deploy);
     }
     Ok(order_and_level(manifest, steps))
-}
-
-fn push(steps: &mut Vec<Step>, index_of: &mut HashMap<String, usize>, step: Step) {
-    index_of.insert(step.id.clone(), steps.len());
-    steps.push(step);
 }
 
 fn step(id: String, hasher: VersionHasher, needs: Vec<String>, detail: StepDetail) -> Step {
@@ -304,21 +333,9 @@ fn describe_source(image: &Image) -> String {
     }
 }
 
-/// Orders steps so each follows what it needs, and numbers the levels (longest path from a root).
-fn order_and_level(manifest: &Manifest, mut steps: Vec<Step>) -> Plan {
-    // Bundles and images need nothing; deployments were pushed in topological order.
-    let mut level_of: HashMap<&str, usize> = HashMap::with_capacity(steps.len());
-    let step_levels: Vec<usize> = steps
-        .iter()
-        .map(|step| {
-            let level = step.needs.iter().map(|n| level_of.get(n.as_str()).map_or(0, |l| l + 1)).max().unwrap_or(0);
-            level_of.insert(&step.id, level);
-            level
-        })
-        .collect();
-    for (step, level) in steps.iter_mut().zip(step_levels) {
-        step.level = level;
-    }
+/// Orders steps so each follows what it needs, by level (set as each step was made: the longest path
+/// from a root) and id.
+fn order_and_level(manifest: &Manifest, steps: Vec<Step>) -> Plan {
     // Steps are large: sort their positions, then move each once. Ids are unique, so the order is total.
     let mut order: Vec<usize> = (0..steps.len()).collect();
     order.sort_unstable_by(|&a, &b| (steps[a].level, &steps[a].id).cmp(&(steps[b].level, &steps[b].id)));
