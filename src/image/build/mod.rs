@@ -312,14 +312,7 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
         let staging = format!("{}:{tag}-buildkit", job.repository);
         let mut request = SolveRequest { definition: Some(encoded), ..Default::default() };
         buildkitd::export_to(&mut request, &staging);
-        request.entitlements.push("network.host".into());
-        let solve_started = Instant::now();
-        let image_name = name.clone();
-        engine
-            .solve(request, |event| (context.progress)(Event::Status { image: image_name.clone(), event }))
-            .await
-            .map_err(engine_error)?;
-        let solve_ms = solve_started.elapsed().as_millis();
+        let solve_ms = solve(context, engine, request, &name).await.map_err(engine_error)?;
         note(format!("pushing {reference}"));
         let report = buildkitd::finish(registry(context)?, &staging, &reference, &base_config, &settings)
             .await
@@ -331,14 +324,7 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
     let stage = format!("{}/stage/{}", job::LOCAL_REGISTRY, without_registry(&reference));
     let mut request = SolveRequest { definition: Some(encoded), exporter: "moby".into(), ..Default::default() };
     request.exporter_attrs.insert("name".into(), stage.clone());
-    request.entitlements.push("network.host".into());
-    let solve_started = Instant::now();
-    let image_name = name.clone();
-    engine
-        .solve(request, |event| (context.progress)(Event::Status { image: image_name.clone(), event }))
-        .await
-        .map_err(engine_error)?;
-    let solve_ms = solve_started.elapsed().as_millis();
+    let solve_ms = solve(context, engine, request, &name).await.map_err(engine_error)?;
 
     let compress = context.options.push && !is_loopback(registry_host(&reference));
     // Base layers the target registry already holds are mounted from the base's repository, not copied.
@@ -398,6 +384,21 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
         let _ = engine.image_remove(dockerfile_stage).await;
     }
     Ok(done(outcome_digest, Outcome::Built { solve_ms, pushed }))
+}
+
+/// Solves an image's definition (its steps may use the host network), its progress reported as the
+/// image's; gives how long it took.
+async fn solve(
+    context: &Context<'_>,
+    engine: &Engine,
+    mut request: SolveRequest,
+    image: &str,
+) -> Result<u128, EngineError> {
+    request.entitlements.push("network.host".into());
+    let started = Instant::now();
+    let image = image.to_string();
+    engine.solve(request, |event| (context.progress)(Event::Status { image: image.clone(), event })).await?;
+    Ok(started.elapsed().as_millis())
 }
 
 /// The path of a job's emitted definition.
