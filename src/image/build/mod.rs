@@ -306,7 +306,7 @@ async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError
         return Ok(done(None, Outcome::DryRun { steps }));
     };
 
-    let settings = settings(context.manifest, job, &tag, base.as_deref());
+    let settings = settings(context.manifest, job, &tag, base.as_deref(), &base_config);
     if on_buildkitd {
         // BuildKit pushes to a staging tag; flyte writes the config over those layers in the registry.
         let staging = format!("{}:{tag}-buildkit", job.repository);

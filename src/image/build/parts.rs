@@ -244,8 +244,9 @@ pub(super) fn engine<'a>(context: &'a Context<'_>) -> Result<&'a Engine, BuildEr
 }
 
 /// The runtime settings: the image's env, workdir and user; for fast-copy images the bootstrap as
-/// entrypoint; for full builds the code's folder on PYTHONPATH and an app's command.
-pub(super) fn settings(manifest: &Manifest, job: &Job, tag: &str, base: Option<&str>) -> Settings {
+/// entrypoint; for full builds the code's folder on PYTHONPATH and an app's command; a uv project's venv
+/// first on PATH.
+pub(super) fn settings(manifest: &Manifest, job: &Job, tag: &str, base: Option<&str>, base_config: &Value) -> Settings {
     let image = &job.image;
     let mut settings = Settings {
         env: image.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -283,15 +284,19 @@ pub(super) fn settings(manifest: &Manifest, job: &Job, tag: &str, base: Option<&
         }
     }
     if job.image.uv_project.is_some() {
-        let path = settings_path(&settings);
+        let path = settings_path(&settings, base_config);
         settings.env.push(("VIRTUAL_ENV".into(), recipe::UV_VENV.into()));
         settings.env.push(("PATH".into(), format!("{}/bin:{path}", recipe::UV_VENV)));
     }
     settings
 }
 
-pub(super) fn settings_path(settings: &Settings) -> String {
-    settings.env.iter().find(|(k, _)| k == "PATH").map_or(recipe::DEFAULT_PATH.to_string(), |(_, v)| v.clone())
+/// The PATH the image would have without the venv: the image's own, else the base image's, else the default.
+pub(super) fn settings_path(settings: &Settings, base_config: &Value) -> String {
+    let from_image = settings.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+    let from_base =
+        || string_list(&base_config["Env"]).into_iter().find_map(|e| e.strip_prefix("PATH=").map(String::from));
+    from_image.or_else(from_base).unwrap_or_else(|| recipe::DEFAULT_PATH.to_string())
 }
 
 pub(super) fn string_list(value: &Value) -> Vec<String> {
@@ -323,4 +328,19 @@ pub(super) fn tokio_util_bridge(tar: crate::image::engine::ImageTar) -> impl std
         }
     }
     Bridge { inner: tar, handle: tokio::runtime::Handle::current() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_venv_goes_before_the_path_the_image_would_otherwise_have() {
+        let bare = Settings::default();
+        let base = serde_json::json!({"Env": ["LANG=C", "PATH=/usr/local/bin:/usr/bin"]});
+        assert_eq!(settings_path(&bare, &base), "/usr/local/bin:/usr/bin");
+        assert_eq!(settings_path(&bare, &Value::Null), recipe::DEFAULT_PATH);
+        let own = Settings { env: vec![("PATH".into(), "/opt/tools".into())], ..Settings::default() };
+        assert_eq!(settings_path(&own, &base), "/opt/tools");
+    }
 }
