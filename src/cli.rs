@@ -93,6 +93,14 @@ pub struct BuildArgs {
     /// Images built at the same time.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub jobs: usize,
+    /// Reach this registry over plain HTTP although it is not on loopback (repeat, or comma-separate).
+    #[arg(
+        long = "insecure-registry",
+        env = "FLYTE_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT]"
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

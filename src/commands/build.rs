@@ -32,8 +32,9 @@ pub fn run(path: &Path, args: &BuildArgs, out: &Output) -> Result<Exit, Error> {
         (None, None)
     } else {
         let engine = Engine::from_env().map_err(|source| build::BuildError::Engine { image: String::new(), source })?;
-        let registry = Registry::new(RegistrySettings::default())
-            .map_err(|source| build::BuildError::Registry { image: String::new(), source })?;
+        let settings = RegistrySettings { insecure: args.insecure_registries.clone(), ..RegistrySettings::default() };
+        let registry =
+            Registry::new(settings).map_err(|source| build::BuildError::Registry { image: String::new(), source })?;
         (Some(engine), Some(registry))
     };
     let progress = |event: Event| match event {
