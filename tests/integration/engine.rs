@@ -30,7 +30,13 @@ fn settings() -> Option<(Engine, String)> {
 fn script_on_busybox(registry: &str, script: &str) -> Vec<u8> {
     use flyte::image::llb::{Graph, Run, pb::Platform};
     let mut graph = Graph::new(Platform { architecture: "amd64".into(), os: "linux".into(), variant: String::new() });
-    let base = graph.image(&format!("{registry}/base/busybox:1"), "busybox");
+    // By digest when the test script names one: a tag is resolved anew by each solve, and on a fresh
+    // engine the two resolutions (remote, then local) gave the exec different cache keys once.
+    let reference = std::env::var("FLYTE_TEST_BASE_BUSYBOX")
+        .ok()
+        .filter(|r| r.starts_with(registry))
+        .unwrap_or_else(|| format!("{registry}/base/busybox:1"));
+    let base = graph.image(&reference, "busybox");
     let run = Run {
         args: vec!["/bin/sh".into(), "-c".into(), script.into()],
         // Exec ops do not inherit the image's environment.
