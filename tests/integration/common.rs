@@ -9,6 +9,17 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// A finished process's exit code (-1 when a signal ended it) and its output as text.
+    pub fn from_output(output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs `flyte ARGS` in `dir` with colour off and a fixed terminal width.
 pub fn flyte(dir: &Path, args: &[&str]) -> Run {
     flyte_with(dir, args, &[])
@@ -25,11 +36,7 @@ pub fn flyte_with(dir: &Path, args: &[&str], vars: &[(&str, &Path)]) -> Run {
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("the flyte binary runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from_output(output)
 }
 
 pub fn repo_root() -> PathBuf {

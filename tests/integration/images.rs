@@ -7,18 +7,13 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::common::Run;
 use crate::services::{Services, services};
 
 struct Project {
     dir: tempfile::TempDir,
     cache: tempfile::TempDir,
     docker_host: String,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Project {
@@ -48,11 +43,7 @@ impl Project {
             .env("NO_COLOR", "1")
             .output()
             .expect("the flyte binary runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from_output(output)
     }
 
     /// `flyte -o json build ARGS`, which must succeed; the images it reports.
@@ -71,11 +62,7 @@ impl Project {
             .env("DOCKER_HOST", &self.docker_host)
             .output()
             .expect("Debian's docker client runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from_output(output)
     }
 
     /// Drops the local copy, pulls `reference` back from the registry and runs it with `args`.

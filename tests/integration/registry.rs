@@ -401,3 +401,21 @@ async fn a_base_image_index_resolves_to_itself_or_to_one_platforms_manifest() {
     let error = registry.resolve_platform(&multi, "linux", "arm64").await.unwrap_err();
     assert!(error.to_string().ends_with("the index has no linux/arm64 image (it has linux/amd64)"), "{error}");
 }
+
+/// Reads from `stream` until the end of an HTTP request head; gives everything read (the head and any
+/// body bytes after it) and where the head ends, or `None` when the peer closed first.
+async fn read_request_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<Option<(Vec<u8>, usize)>> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    loop {
+        let mut chunk = [0u8; 8192];
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(None);
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        if let Some(position) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            return Ok(Some((buffer, position + 4)));
+        }
+    }
+}

@@ -178,13 +178,5 @@ pub struct WorkerRecord {
     pub platforms: Vec<Platform>,
 }
 
-/// `pb.Platform`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Platform {
-    #[prost(string, tag = "1")]
-    pub architecture: String,
-    #[prost(string, tag = "2")]
-    pub os: String,
-    #[prost(string, tag = "3")]
-    pub variant: String,
-}
+/// `pb.Platform`: the LLB module's, the same message in both APIs.
+pub use crate::image::llb::pb::Platform;

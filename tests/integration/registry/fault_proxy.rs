@@ -46,18 +46,7 @@ impl Drop for FaultProxy {
 }
 
 async fn proxy_one(mut client: TcpStream, upstream: String, rule: Rule) -> std::io::Result<()> {
-    let mut buffer = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 8192];
-        let read = client.read(&mut chunk).await?;
-        if read == 0 {
-            return Ok(());
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-        if let Some(position) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            break position + 4;
-        }
-    };
+    let Some((buffer, head_end)) = super::read_request_head(&mut client).await? else { return Ok(()) };
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
     let mut request_line = head.lines().next().unwrap_or_default().split(' ');
     let (method, path) = (request_line.next().unwrap_or_default(), request_line.next().unwrap_or_default());

@@ -50,18 +50,7 @@ impl Drop for TokenRegistry {
 }
 
 async fn serve_one(mut stream: TcpStream, address: String, log: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
-    let mut buffer = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
-            return Ok(());
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-        if let Some(position) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            break position + 4;
-        }
-    };
+    let Some((mut buffer, head_end)) = super::read_request_head(&mut stream).await? else { return Ok(()) };
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
     let mut lines = head.lines();
     let mut request_line = lines.next().unwrap_or_default().split(' ');
