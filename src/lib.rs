@@ -15,3 +15,9 @@ pub mod output;
 pub mod plan;
 
 pub use error::{Error, Exit};
+
+/// mimalloc for every binary that links the crate (flyte, its tests and benches): loading a large
+/// manifest makes and frees millions of small strings and tables, and glibc's allocator spent a third of
+/// that time consolidating and unlinking chunks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
