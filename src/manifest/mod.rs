@@ -15,6 +15,7 @@ pub mod overlay;
 pub mod raw;
 pub mod schema;
 pub mod starter;
+pub mod toml_fast;
 pub mod toml_front;
 pub mod tree;
 pub mod units;

@@ -1,4 +1,7 @@
 //! The TOML front end: text → the spanned [`Node`] tree, with every syntax error reported.
+//!
+//! [`super::toml_fast`] reads the common subset straight into the tree; the rest, and every mistake,
+//! goes through the `toml` crate's spanned document.
 
 use toml::de::{DeTable, DeValue};
 
@@ -12,6 +15,14 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         diags.push(error);
         return None;
     }
+    if let Some(tree) = super::toml_fast::parse(text) {
+        return Some(tree);
+    }
+    parse_with_crate(text, diags)
+}
+
+/// [`parse`] by the `toml` crate alone, after the nesting guard.
+pub(super) fn parse_with_crate(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let (document, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for error in errors {

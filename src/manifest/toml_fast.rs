@@ -1,0 +1,659 @@
+//! A fast reader for the TOML that manifests are written in, straight into the spanned [`Node`] tree.
+//!
+//! The `toml` crate builds its own spanned document first, then the front end copies it into the tree:
+//! on a large manifest that is two thirds of loading it. The manifest needs only what this module reads:
+//! `[table.headers]` and `[[arrays.of.tables]]` of bare or plain quoted keys, `key = value` lines with
+//! one key, basic strings with the usual escapes, literal strings, decimal integers and floats,
+//! booleans, arrays (over several lines, with comments and a trailing comma) and one-line inline
+//! tables, comments and blank lines.
+//!
+//! Anything else (dotted keys, multi-line strings, dates, other number forms, a table reopened or
+//! defined after its sub-tables, spaces inside a header, escaped keys) and every mistake make [`parse`]
+//! return `None`; the front end then reads the text with the `toml` crate as before, errors and all.
+//! Either way the tree is the same, spans included: a test compares the two readers on every manifest in
+//! the repository and on thousands of mutations of them.
+
+use std::collections::HashMap;
+
+use super::tree::{Entry, Node, Span, Table, Value};
+
+/// The most keys in a header and the deepest a value (arrays, inline tables) may nest here. Manifests
+/// nest 8 levels at most; twice this stays under the front end's own limit, so everything nested too
+/// deeply is left to the `toml` crate and reported there.
+const MAX_DEPTH: usize = 16;
+
+/// Inline tables larger than this go to the `toml` crate: their duplicate check is a scan.
+const MAX_INLINE_KEYS: usize = 64;
+
+/// Tables with more entries than this keep an index of their keys.
+const INDEX_FROM: usize = 8;
+
+/// Reads `text` when it is in the subset; `None` otherwise (the caller then uses the `toml` crate).
+pub fn parse(text: &str) -> Option<Node> {
+    let mut reader = Reader { text, bytes: text.as_bytes(), at: 0, tables: vec![ArenaTable::new(Span::default())] };
+    reader.document()?;
+    let root = reader.build(0);
+    Some(Node::new(Value::Table(root), Span::default()))
+}
+
+/// A table made by a header or on the way to one, while the document is read. Header tables are
+/// reached again by later headers, so they live in an arena and are assembled into the tree at the end.
+struct ArenaTable<'a> {
+    entries: Vec<ArenaEntry<'a>>,
+    /// Key → position in `entries`, once the table is large.
+    index: HashMap<&'a str, usize>,
+    span: Span,
+}
+
+impl<'a> ArenaTable<'a> {
+    fn new(span: Span) -> Self {
+        ArenaTable { entries: Vec::new(), index: HashMap::new(), span }
+    }
+
+    fn find(&self, key: &str) -> Option<usize> {
+        if self.entries.len() > INDEX_FROM {
+            self.index.get(key).copied()
+        } else {
+            self.entries.iter().position(|e| e.key == key)
+        }
+    }
+
+    fn push(&mut self, entry: ArenaEntry<'a>) {
+        let at = self.entries.len();
+        if at == INDEX_FROM {
+            self.index = self.entries.iter().enumerate().map(|(i, e)| (e.key, i)).collect();
+        }
+        if at >= INDEX_FROM {
+            self.index.insert(entry.key, at);
+        }
+        self.entries.push(entry);
+    }
+}
+
+struct ArenaEntry<'a> {
+    /// The key's text: bare, or inside quotes without escapes, so always a slice of the source.
+    key: &'a str,
+    key_span: Span,
+    value: ArenaValue,
+}
+
+enum ArenaValue {
+    /// A value from a `key = value` line.
+    Node(Node),
+    /// A table made by a header (its own or a longer one's): its position in the arena.
+    Table(usize),
+    /// An array of tables: the list's span (its first header) and each element's arena position.
+    TableList(Span, Vec<usize>),
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    tables: Vec<ArenaTable<'a>>,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    /// Assembles the tree of arena table `index`, moving its values out.
+    fn build(&mut self, index: usize) -> Table {
+        let entries = std::mem::take(&mut self.tables[index].entries);
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let value = match entry.value {
+                ArenaValue::Node(node) => node,
+                ArenaValue::Table(child) => {
+                    let span = self.tables[child].span;
+                    Node::new(Value::Table(self.build(child)), span)
+                }
+                ArenaValue::TableList(span, children) => {
+                    let items = children
+                        .into_iter()
+                        .map(|child| {
+                            let span = self.tables[child].span;
+                            Node::new(Value::Table(self.build(child)), span)
+                        })
+                        .collect();
+                    Node::new(Value::List(items), span)
+                }
+            };
+            out.push(Entry { key: entry.key.to_string(), key_span: entry.key_span, value });
+        }
+        Table { entries: out }
+    }
+
+    /// The whole document: lines of key/value pairs and headers.
+    fn document(&mut self) -> Option<()> {
+        let mut current = 0;
+        loop {
+            self.spaces();
+            match self.peek() {
+                None => return Some(()),
+                Some(b'\n') => self.at += 1,
+                Some(b'\r') => self.newline()?,
+                Some(b'#') => self.comment()?,
+                Some(b'[') => {
+                    current = self.header()?;
+                    self.line_end()?;
+                }
+                Some(_) => {
+                    let (key, key_span) = self.key()?;
+                    self.spaces();
+                    self.expect(b'=')?;
+                    self.spaces();
+                    let value = self.value(1)?;
+                    let table = &mut self.tables[current];
+                    if table.find(key).is_some() {
+                        return None;
+                    }
+                    table.push(ArenaEntry { key, key_span, value: ArenaValue::Node(value) });
+                    self.line_end()?;
+                }
+            }
+        }
+    }
+
+    /// `[a.b.c]` or `[[a.b.c]]`: finds or makes the tables on the way and makes the last one. Returns
+    /// the arena position of the table that the following lines fill.
+    fn header(&mut self) -> Option<usize> {
+        let start = self.at;
+        self.at += 1;
+        let array = self.peek() == Some(b'[');
+        if array {
+            self.at += 1;
+        }
+        let mut keys: Vec<(&'a str, Span)> = Vec::new();
+        loop {
+            keys.push(self.key()?);
+            match self.peek()? {
+                b'.' => self.at += 1,
+                b']' => break,
+                _ => return None,
+            }
+            if keys.len() >= MAX_DEPTH {
+                return None;
+            }
+        }
+        self.expect(b']')?;
+        if array {
+            self.expect(b']')?;
+        }
+        let span = Span::new(start, self.at);
+        let (last, path) = keys.split_last()?;
+        let mut table = 0;
+        for &(key, key_span) in path {
+            table = match self.tables[table].find(key) {
+                Some(at) => match self.tables[table].entries[at].value {
+                    ArenaValue::Table(child) => child,
+                    _ => return None,
+                },
+                None => {
+                    let child = self.tables.len();
+                    self.tables.push(ArenaTable::new(key_span));
+                    self.tables[table].push(ArenaEntry { key, key_span, value: ArenaValue::Table(child) });
+                    child
+                }
+            };
+        }
+        let (key, key_span) = *last;
+        let child = self.tables.len();
+        let made = ArenaTable::new(span);
+        match (self.tables[table].find(key), array) {
+            (None, false) => {
+                self.tables.push(made);
+                self.tables[table].push(ArenaEntry { key, key_span, value: ArenaValue::Table(child) });
+            }
+            (None, true) => {
+                self.tables.push(made);
+                let value = ArenaValue::TableList(span, vec![child]);
+                self.tables[table].push(ArenaEntry { key, key_span, value });
+            }
+            (Some(at), true) => match &mut self.tables[table].entries[at].value {
+                ArenaValue::TableList(_, items) => {
+                    items.push(child);
+                    self.tables.push(made);
+                }
+                _ => return None,
+            },
+            // A table defined twice is an error; one made on the way to a longer header and defined
+            // later is valid TOML that the `toml` crate reorders: both are left to it.
+            (Some(_), false) => return None,
+        }
+        Some(child)
+    }
+
+    /// A bare key, or a quoted one without escapes: its text and span (quotes included).
+    fn key(&mut self) -> Option<(&'a str, Span)> {
+        let start = self.at;
+        match self.peek()? {
+            quote @ (b'"' | b'\'') => {
+                self.at += 1;
+                let inner = self.at;
+                loop {
+                    match self.peek()? {
+                        b if b == quote => break,
+                        b'\\' | b'\n' | b'\r' => return None,
+                        b if is_control(b) => return None,
+                        _ => self.at += 1,
+                    }
+                }
+                let key = &self.text[inner..self.at];
+                self.at += 1;
+                Some((key, Span::new(start, self.at)))
+            }
+            _ => {
+                while self.peek().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                    self.at += 1;
+                }
+                (self.at > start).then(|| (&self.text[start..self.at], Span::new(start, self.at)))
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Node> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let start = self.at;
+        let value = match self.peek()? {
+            b'"' => Value::Str(self.basic_string()?),
+            b'\'' => Value::Str(self.literal_string()?),
+            b'[' => Value::List(self.array(depth)?),
+            b'{' => Value::Table(self.inline_table(depth)?),
+            b't' if self.bytes[self.at..].starts_with(b"true") => {
+                self.at += 4;
+                Value::Bool(true)
+            }
+            b'f' if self.bytes[self.at..].starts_with(b"false") => {
+                self.at += 5;
+                Value::Bool(false)
+            }
+            b'-' | b'0'..=b'9' => self.number()?,
+            _ => return None,
+        };
+        // A value ends at a space, a comment, a separator or the end of the line.
+        if !matches!(self.peek(), None | Some(b' ' | b'\t' | b'\n' | b'\r' | b'#' | b',' | b']' | b'}')) {
+            return None;
+        }
+        Some(Node::new(value, Span::new(start, self.at)))
+    }
+
+    /// A decimal integer or float: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, nothing else.
+    fn number(&mut self) -> Option<Value> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let digits = self.digits();
+        if digits == 0 || (digits > 1 && self.bytes[self.at - digits] == b'0') {
+            return None;
+        }
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        let text = &self.text[start..self.at];
+        if float {
+            text.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Float)
+        } else {
+            text.parse().ok().map(Value::Int)
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// `"…"` on one line, with TOML's escapes.
+    fn basic_string(&mut self) -> Option<String> {
+        self.at += 1;
+        if self.peek() == Some(b'"') && self.bytes.get(self.at + 1) == Some(&b'"') {
+            return None;
+        }
+        let mut out = String::new();
+        let mut run = self.at;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => {
+                    out.push_str(&self.text[run..self.at]);
+                    self.at += 1;
+                    out.push(self.escape()?);
+                    run = self.at;
+                }
+                b'\t' => self.at += 1,
+                b if is_control(b) => return None,
+                _ => self.at += 1,
+            }
+        }
+        out.push_str(&self.text[run..self.at]);
+        self.at += 1;
+        Some(out)
+    }
+
+    fn escape(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(match c {
+            b'b' => '\u{8}',
+            b't' => '\t',
+            b'n' => '\n',
+            b'f' => '\u{c}',
+            b'r' => '\r',
+            b'"' => '"',
+            b'\\' => '\\',
+            b'u' => self.unicode(4)?,
+            b'U' => self.unicode(8)?,
+            _ => return None,
+        })
+    }
+
+    fn unicode(&mut self, len: usize) -> Option<char> {
+        let hex = self.text.get(self.at..self.at + len)?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.at += len;
+        char::from_u32(u32::from_str_radix(hex, 16).ok()?)
+    }
+
+    /// `'…'` on one line: no escapes.
+    fn literal_string(&mut self) -> Option<String> {
+        self.at += 1;
+        if self.peek() == Some(b'\'') && self.bytes.get(self.at + 1) == Some(&b'\'') {
+            return None;
+        }
+        let start = self.at;
+        loop {
+            match self.peek()? {
+                b'\'' => break,
+                b'\t' => self.at += 1,
+                b if is_control(b) => return None,
+                _ => self.at += 1,
+            }
+        }
+        let out = self.text[start..self.at].to_string();
+        self.at += 1;
+        Some(out)
+    }
+
+    /// `[v, v, …]`, over lines, with comments and an optional trailing comma.
+    fn array(&mut self, depth: usize) -> Option<Vec<Node>> {
+        self.at += 1;
+        let mut items = Vec::new();
+        loop {
+            self.blank()?;
+            if self.peek()? == b']' {
+                self.at += 1;
+                return Some(items);
+            }
+            items.push(self.value(depth + 1)?);
+            self.blank()?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(items);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `{k = v, …}` on one line, no trailing comma, one key per pair.
+    fn inline_table(&mut self, depth: usize) -> Option<Table> {
+        self.at += 1;
+        let mut entries: Vec<Entry> = Vec::new();
+        self.spaces();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(Table { entries });
+        }
+        loop {
+            self.spaces();
+            let (key, key_span) = self.key()?;
+            self.spaces();
+            self.expect(b'=')?;
+            self.spaces();
+            let value = self.value(depth + 1)?;
+            if entries.len() >= MAX_INLINE_KEYS || entries.iter().any(|e| e.key == key) {
+                return None;
+            }
+            entries.push(Entry { key: key.to_string(), key_span, value });
+            self.spaces();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(Table { entries });
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn spaces(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    /// Spaces, newlines and comments, as inside an array.
+    fn blank(&mut self) -> Option<()> {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t' | b'\n') => self.at += 1,
+                Some(b'\r') => self.newline()?,
+                Some(b'#') => self.comment()?,
+                _ => return Some(()),
+            }
+        }
+    }
+
+    /// `#` to the end of the line (not the newline); control characters other than tab are mistakes.
+    fn comment(&mut self) -> Option<()> {
+        while let Some(b) = self.peek() {
+            match b {
+                b'\n' | b'\r' => break,
+                b'\t' => {}
+                b if is_control(b) => return None,
+                _ => {}
+            }
+            self.at += 1;
+        }
+        Some(())
+    }
+
+    /// `\r\n`; a lone carriage return is a mistake.
+    fn newline(&mut self) -> Option<()> {
+        if self.bytes.get(self.at + 1) != Some(&b'\n') {
+            return None;
+        }
+        self.at += 2;
+        Some(())
+    }
+
+    /// After a key/value pair or a header: spaces, an optional comment, then a newline or the end.
+    fn line_end(&mut self) -> Option<()> {
+        self.spaces();
+        if self.peek() == Some(b'#') {
+            self.comment()?;
+        }
+        match self.peek() {
+            None => Some(()),
+            Some(b'\n') => {
+                self.at += 1;
+                Some(())
+            }
+            Some(b'\r') => self.newline(),
+            Some(_) => None,
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+}
+
+/// A control character TOML allows in no string or comment (tab is handled before this).
+fn is_control(byte: u8) -> bool {
+    byte < 0x20 || byte == 0x7f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::nesting::{self, Syntax};
+    use super::super::toml_front::parse_with_crate;
+    use super::*;
+
+    fn slow(text: &str) -> Option<Node> {
+        parse_with_crate(text, &mut Vec::new())
+    }
+
+    #[test]
+    fn reads_the_common_subset_as_the_toml_crate_does() {
+        let cases = [
+            "[project]\nname = \"demo\"\ndomains = [\"development\", \"production\"]\n",
+            "# c\n\n[environments.web]   # c\nkind = 'app' # c\nport = 8080\n\tscaling = { min_replicas = 1, max_replicas = 4, target = 2.5 }\n",
+            "[a.b.c]\nx = 1\n[a.b.d]\ny = 2\n[a.e]\nz = 3\n[f]\n",
+            "[a]\nx = 1\n[a.b]\ny = 2\n",
+            "[\"q k\".'l'.m]\n\"x y\" = 1\n'z' = 2\n",
+            "[[s]]\nsrc = \"a\"\n[[s]]\nsrc = \"b\"\n[[t.u]]\nv = 1\n[t.w]\n",
+            "a = [\n  1, # one\n  2,\n  # more\n]\nb = []\nc = [[1, 2], [\"x\"], [{ k = 'v' }]]\nd = {}\n",
+            "a = 1\r\nb = \"x\"\r\n",
+            "n = [0, -0, 42, -17, 9223372036854775807, -9223372036854775808]\nf = [0.5, -2.25, 1e3, 1E-2, 6.02e+23, -0.0]\n",
+            "b = [true, false]\n",
+            "s = \"\\u00e9\\U0001F600 \\t\\n\\\\\\\"\\b\\f\\r tab\there é\"\nl = 'C:\\path\\n \"x\"'\ne = \"\"\nm = ''\n",
+            "x = 1 # end",
+            "",
+            "# only a comment\n",
+            "a = {b = {c = {d = 1}}}\n",
+        ];
+        for text in cases {
+            let fast = parse(text).unwrap_or_else(|| panic!("the fast reader declined {text:?}"));
+            let slow = slow(text).unwrap_or_else(|| panic!("the toml crate refused {text:?}"));
+            assert_eq!(fast, slow, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn leaves_the_rest_and_every_mistake_to_the_toml_crate() {
+        let cases = [
+            "a.b = 1",
+            "a = { b.c = 1 }",
+            "s = \"\"\"\nx\"\"\"",
+            "s = '''x'''",
+            "d = 1979-05-27",
+            "t = 07:32:00",
+            "n = 1_000",
+            "n = 0x1F",
+            "n = +1",
+            "n = 012",
+            "f = inf",
+            "f = 1.",
+            "f = .5",
+            "[ a ]",
+            "[a.b]\n[a]",
+            "[a]\n[a]",
+            "a = 1\na = 2",
+            "a = 1\n[a]",
+            "[[a]]\n[a.b]",
+            "[a]\n[[a]]",
+            "a = { x = 1, }",
+            "a = { x = 1,\n y = 2 }",
+            "a = { x = 1, x = 2 }",
+            "\"k\\n\" = 1",
+            "s = \"\\e\"",
+            "s = \"\\q\"",
+            "s = \"unclosed",
+            "s = \"a\nb\"",
+            "a = 1 b = 2",
+            "a = 1\rb = 2",
+            "a = tru",
+            "a = truex",
+            "\u{feff}a = 1",
+            "a = 1\n# \u{1}",
+            "a = 99999999999999999999",
+            "= 1",
+            "a =",
+        ];
+        for text in cases {
+            assert!(parse(text).is_none(), "the fast reader took {text:?}");
+        }
+    }
+
+    /// Whenever the fast reader accepts a text, the `toml` crate accepts it too and gives the same tree,
+    /// spans included. Inputs: every TOML file in the repository, and deterministic mutations of each (a
+    /// character deleted, inserted or doubled), which mostly hit the corners where a reader of a subset
+    /// could go wrong.
+    #[test]
+    fn the_fast_reader_never_disagrees_with_the_toml_crate() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts = Vec::new();
+        for dir in ["examples", "tests/broken"] {
+            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
+                if entry.path().extension().is_some_and(|e| e == "toml")
+                    && let Ok(text) = std::fs::read_to_string(entry.path())
+                {
+                    texts.push(text);
+                }
+            }
+        }
+        texts.push(std::fs::read_to_string(root.join("flyte.toml.example")).expect("flyte.toml.example"));
+        assert!(texts.len() >= 20, "found only {} TOML files", texts.len());
+        let inserts = ['"', '\'', '[', ']', '{', '}', '=', ',', '.', '#', '\\', ' ', '\n', '-', '0', 'e', '\r', 'é'];
+        let (mut checked, mut accepted) = (0usize, 0usize);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for text in &texts {
+            let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+            let mut variants = vec![text.clone()];
+            for _ in 0..60 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = boundaries[(seed as usize) % boundaries.len().max(1)];
+                let next = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                let insert = inserts[(seed >> 32) as usize % inserts.len()];
+                variants.push(match seed % 3 {
+                    0 => format!("{}{}", &text[..at], &text[next..]),
+                    1 => format!("{}{insert}{}", &text[..at], &text[at..]),
+                    _ => format!("{}{}", &text[..next], &text[at..]),
+                });
+            }
+            for variant in variants {
+                // As in the front end, the nesting guard runs first: the toml crate recurses.
+                if nesting::check(&variant, Syntax::Toml).is_err() {
+                    continue;
+                }
+                checked += 1;
+                let Some(fast) = parse(&variant) else { continue };
+                accepted += 1;
+                let slow = slow(&variant)
+                    .unwrap_or_else(|| panic!("the fast reader accepted what the toml crate refuses:\n{variant}"));
+                assert_eq!(fast, slow, "the readers disagree on:\n{variant}");
+            }
+        }
+        assert!(accepted > texts.len(), "the fast reader accepted only {accepted} of {checked} texts");
+    }
+}
