@@ -53,7 +53,7 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     };
     let before = diags.len();
     let table = Mapper { diags }.children(document.nodes(), &RawManifest::INFO);
-    (diags.len() == before).then(|| Node::new(Value::Table(table), Span::new(0, text.len())))
+    (diags.len() == before).then(|| Node::new(table.into(), Span::new(0, text.len())))
 }
 
 fn span_of(span: miette::SourceSpan) -> Span {
@@ -145,7 +145,7 @@ impl Mapper<'_> {
         let index = match table.entries.iter().position(|e| e.key == field) {
             Some(index) => index,
             None => {
-                let empty = if key.is_some() { Value::Table(Table::default()) } else { Value::List(Vec::new()) };
+                let empty = if key.is_some() { Table::default().into() } else { Value::List(Vec::new()) };
                 table.entries.push(Entry {
                     key: field.to_string(),
                     key_span: name_span,
@@ -159,7 +159,7 @@ impl Mapper<'_> {
                 Some(&first_span) => self.duplicate(&key, key_span, first_span),
                 None => {
                     given.insert(key.clone(), key_span);
-                    map.entries.push(Entry { key, key_span, value });
+                    std::sync::Arc::make_mut(map).entries.push(Entry { key, key_span, value });
                 }
             },
             (Value::List(items), None) => items.push(value),
@@ -262,7 +262,7 @@ impl Mapper<'_> {
                         self.insert(&mut table, key.value().to_string(), span_of(key.span()), value);
                     }
                 }
-                Some(Node::new(Value::Table(table), span))
+                Some(Node::new(table.into(), span))
             }
         }
     }
@@ -303,7 +303,7 @@ impl Mapper<'_> {
         let has_props = args.len() < node.entries().len();
         if !has_props && children.is_empty() {
             if let [only] = args.as_slice() {
-                return self.scalar(only).unwrap_or_else(|| Node::new(Value::Table(Table::default()), span));
+                return self.scalar(only).unwrap_or_else(|| Node::new(Table::default().into(), span));
             }
             let items = args.into_iter().filter_map(|a| self.scalar(a)).collect();
             return Node::new(Value::List(items), span);
@@ -332,7 +332,7 @@ impl Mapper<'_> {
             let value = self.generic(child);
             self.insert(&mut table, child.name().value().to_string(), span_of(child.name().span()), value);
         }
-        Node::new(Value::Table(table), span)
+        Node::new(table.into(), span)
     }
 }
 

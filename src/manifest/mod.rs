@@ -239,7 +239,7 @@ impl Parsed {
         let at = table.entries.iter().position(|e| e.key == "domains");
         let entries =
             table.entries.iter().enumerate().filter(|(i, _)| Some(*i) != at).map(|(_, e)| e.clone()).collect();
-        let base = Node { value: Value::Table(Table { entries }), span: self.tree.span, overlay: self.tree.overlay };
+        let base = Node { value: Table { entries }.into(), span: self.tree.span, overlay: self.tree.overlay };
         (base, at.map(|i| &table.entries[i]))
     }
 
@@ -274,7 +274,7 @@ impl Parsed {
             if let Some(overlay) =
                 overlays.value.as_table().and_then(|t| t.get(domain)).and_then(|o| o.value.as_table())
             {
-                overlay::merge(root, overlay);
+                overlay::merge(std::sync::Arc::make_mut(root), overlay);
             }
         }
         let mut cx = Cx::new(&mut diagnostics);

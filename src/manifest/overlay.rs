@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use super::tree::{Entry, Node, Table, Value};
 
 /// Lays `overlay` over `base`.
@@ -47,7 +49,7 @@ fn add(base: &mut Table, entry: &Entry) {
 
 fn merge_node(base: &mut Node, overlay: &Node) {
     if let (Value::Table(base_table), Value::Table(overlay_table)) = (&mut base.value, &overlay.value) {
-        merge(base_table, overlay_table);
+        merge(Arc::make_mut(base_table), overlay_table);
         return;
     }
     *base = overlay.clone();
@@ -75,12 +77,12 @@ mod tests {
     #[test]
     fn tables_merge_deeply_lists_and_values_replace() {
         let mut base = table(vec![
-            ("env", node(Value::Table(table(vec![("A", node(Value::Str("1".into())))])))),
+            ("env", node(table(vec![("A", node(Value::Str("1".into())))]).into())),
             ("pip", node(Value::List(vec![node(Value::Str("a".into())), node(Value::Str("b".into()))]))),
             ("port", node(Value::Int(1))),
         ]);
         let overlay = table(vec![
-            ("env", node(Value::Table(table(vec![("B", node(Value::Str("2".into())))])))),
+            ("env", node(table(vec![("B", node(Value::Str("2".into())))]).into())),
             ("pip", node(Value::List(vec![node(Value::Str("c".into()))]))),
             ("port", node(Value::Int(2))),
         ]);
@@ -97,9 +99,8 @@ mod tests {
 
     #[test]
     fn large_tables_merge_as_small_ones_do() {
-        let env = |n: i64| {
-            node(Value::Table(table(vec![("port", node(Value::Int(n))), ("kind", node(Value::Str("app".into())))])))
-        };
+        let env =
+            |n: i64| node(table(vec![("port", node(Value::Int(n))), ("kind", node(Value::Str("app".into())))]).into());
         let names: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
         let mut base = table(names.iter().map(|n| (n.as_str(), env(0))).collect());
         // Every third environment changes its port; new ones are added in the overlay's order.
@@ -107,7 +108,7 @@ mod tests {
             .iter()
             .step_by(3)
             .rev()
-            .map(|n| (n.as_str(), node(Value::Table(table(vec![("port", node(Value::Int(1)))])))))
+            .map(|n| (n.as_str(), node(table(vec![("port", node(Value::Int(1)))]).into())))
             .collect();
         changes.insert(5, ("z-new", env(2)));
         changes.push(("a-new", env(3)));

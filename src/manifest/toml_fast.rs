@@ -33,7 +33,7 @@ pub fn parse(text: &str) -> Option<Node> {
     let mut reader = Reader { text, bytes: text.as_bytes(), at: 0, tables: vec![ArenaTable::new(Span::default())] };
     reader.document()?;
     let root = reader.build(0);
-    Some(Node::new(Value::Table(root), Span::default()))
+    Some(Node::new(root.into(), Span::default()))
 }
 
 /// A table made by a header or on the way to one, while the document is read. Header tables are
@@ -107,14 +107,14 @@ impl<'a> Reader<'a> {
                 ArenaValue::Node(node) => node,
                 ArenaValue::Table(child) => {
                     let span = self.tables[child].span;
-                    Node::new(Value::Table(self.build(child)), span)
+                    Node::new(self.build(child).into(), span)
                 }
                 ArenaValue::TableList(span, children) => {
                     let items = children
                         .into_iter()
                         .map(|child| {
                             let span = self.tables[child].span;
-                            Node::new(Value::Table(self.build(child)), span)
+                            Node::new(self.build(child).into(), span)
                         })
                         .collect();
                     Node::new(Value::List(items), span)
@@ -262,7 +262,7 @@ impl<'a> Reader<'a> {
             b'"' => Value::Str(self.basic_string()?),
             b'\'' => Value::Str(self.literal_string()?),
             b'[' => Value::List(self.array(depth)?),
-            b'{' => Value::Table(self.inline_table(depth)?),
+            b'{' => self.inline_table(depth)?.into(),
             b't' if self.bytes[self.at..].starts_with(b"true") => {
                 self.at += 4;
                 Value::Bool(true)

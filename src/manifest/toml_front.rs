@@ -47,7 +47,7 @@ pub(super) fn parse_with_crate(text: &str, diags: &mut Vec<Diagnostic>) -> Optio
     }
     let span = Span::from(document.span());
     let table = convert_table(document.get_ref(), 1, diags)?;
-    Some(Node::new(Value::Table(table), span))
+    Some(Node::new(table.into(), span))
 }
 
 /// The first line with more key dots than any manifest nests: the parser's "recursion limit" error has
@@ -124,7 +124,7 @@ fn convert(value: &DeValue<'_>, span: Span, depth: usize, diags: &mut Vec<Diagno
                 .map(|item| convert(item.get_ref(), Span::from(item.span()), depth + 1, diags))
                 .collect::<Option<_>>()?,
         ),
-        DeValue::Table(table) => Value::Table(convert_table(table, depth, diags)?),
+        DeValue::Table(table) => convert_table(table, depth, diags)?.into(),
     };
     Some(Node::new(value, span))
 }

@@ -5,6 +5,7 @@
 //! back to its origin long after the overlay merge.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 /// A byte range in the manifest text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,7 +36,15 @@ pub enum Value {
     /// A TOML date or time, kept as its text: no manifest field takes one, so it only appears in errors.
     Datetime(String),
     List(Vec<Node>),
-    Table(Table),
+    /// Shared: a domain's resolved tree copies only the tables its overlay changes (copy on write), so
+    /// the base tree of thousands of environments is not copied once per domain.
+    Table(Arc<Table>),
+}
+
+impl From<Table> for Value {
+    fn from(table: Table) -> Self {
+        Value::Table(Arc::new(table))
+    }
 }
 
 impl Value {
@@ -79,7 +88,7 @@ impl Node {
         self.overlay = true;
         match &mut self.value {
             Value::List(items) => items.iter_mut().for_each(Node::mark_overlay),
-            Value::Table(table) => table.entries.iter_mut().for_each(|e| e.value.mark_overlay()),
+            Value::Table(table) => Arc::make_mut(table).entries.iter_mut().for_each(|e| e.value.mark_overlay()),
             _ => {}
         }
     }

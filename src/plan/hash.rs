@@ -23,8 +23,9 @@ pub struct VersionHasher {
 }
 
 thread_local! {
-    /// The buffer [`VersionHasher::spec`] writes JSON into.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The length of the last spec written on this thread: the next starts with that much room, so a
+    /// large environment's JSON is not grown (and copied) several times.
+    static LAST_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// How many hex digits of the digest make a version: 80 bits, plenty for names that never collide by chance.
@@ -37,17 +38,12 @@ impl VersionHasher {
 
     /// Adds a value by its canonical JSON.
     pub fn spec<T: Serialize>(&mut self, label: &str, value: &T) {
-        // Written into one buffer that every spec reuses, then copied out at its final size: writing
-        // each into a fresh string grows it (and copies it) several times for a large environment.
-        let json = SCRATCH.with(|scratch| {
-            let mut buffer = scratch.borrow_mut();
-            buffer.clear();
-            match serde_json::to_writer(&mut *buffer, value) {
-                Ok(()) => String::from_utf8(buffer.to_vec()).unwrap_or_default(),
-                Err(_) => String::new(),
-            }
-        });
-        self.raw(label, hex::encode(Sha256::digest(json.as_bytes())), json);
+        self.inputs.push(spec_input(label, value));
+    }
+
+    /// Adds an input made beforehand (by [`spec_input`], perhaps on another thread).
+    pub fn push(&mut self, input: HashInput) {
+        self.inputs.push(input);
     }
 
     /// Adds an input whose digest is already known (a file list, another step's version).
@@ -65,13 +61,45 @@ impl VersionHasher {
             hasher.update((input.digest.len() as u64).to_be_bytes());
             hasher.update(input.digest.as_bytes());
         }
-        (hex::encode(hasher.finalize()), self.inputs)
+        (to_hex(&hasher.finalize()), self.inputs)
     }
+}
+
+/// A value as a hash input: its canonical JSON, and the sha256 of that.
+pub fn spec_input<T: Serialize>(label: &str, value: &T) -> HashInput {
+    let mut json = Vec::with_capacity(LAST_LEN.get() + 64);
+    // Serialising into memory fails only for maps with non-string keys, which no spec has.
+    let json = match serde_json::to_writer(&mut json, value) {
+        Ok(()) => String::from_utf8(json).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    LAST_LEN.set(json.len());
+    HashInput { label: label.to_string(), digest: to_hex(&Sha256::digest(json.as_bytes())), detail: json }
+}
+
+/// Lowercase hex, by table: digests are made hundreds of thousands of times in a large plan.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0xf)]);
+    }
+    // Only ASCII digits and letters were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_complete() {
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(to_hex(&[]), "");
+        let digest = Sha256::digest(b"flyte");
+        assert_eq!(to_hex(&digest), hex::encode(digest));
+    }
 
     #[test]
     fn framing_keeps_label_and_digest_boundaries_apart() {

@@ -20,7 +20,7 @@ use crate::bundle::cache::StatCache;
 use crate::bundle::walk::{self, Globs, Scan};
 use crate::bundle::{FileEntry, FileSet};
 use crate::manifest::model::{CopyStyle, EnvKind, Environment, Image, ImageSource, Manifest};
-use hash::{HashInput, VERSION_LEN, VersionHasher};
+use hash::{HashInput, VERSION_LEN, VersionHasher, spec_input};
 
 /// The JSON plan's format version; bumped on any incompatible change.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
@@ -138,7 +138,7 @@ impl Digested {
     fn new(set: &FileSet) -> Self {
         let (files, bytes) = (set.files.len(), set.total_size());
         let detail = format!("{files} files, {bytes} bytes");
-        Digested { files, bytes, digest: hex::encode(set.digest()), detail }
+        Digested { files, bytes, digest: hash::to_hex(&set.digest()), detail }
     }
 
     fn add_to(&self, hasher: &mut VersionHasher, label: &str) {
@@ -234,13 +234,14 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     }
     let order = toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     let mut deploy_at: Vec<usize> = vec![usize::MAX; envs.len()];
+    let mut specs: Vec<Option<HashInput>> = spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect();
     for node in order {
         let index = node.index();
         let env = envs[index];
         let image_step = image_step_id(env);
         let bundle_step = (env.code.copy_style == CopyStyle::Fast).then(|| format!("bundle:{}", env.name));
         let mut hasher = VersionHasher::new();
-        hasher.spec("spec", &(&manifest.project.name, &env.name, env));
+        hasher.push(specs[index].take().unwrap_or_else(|| deploy_spec(&manifest.project.name, env)));
         let mut needs = vec![image_step.clone()];
         let mut needs_at = vec![image_at[index]];
         needs.extend(bundle_step.clone());
@@ -268,6 +269,36 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
         steps.push(deploy);
     }
     Ok(order_and_level(manifest, steps))
+}
+
+/// What a deployment's version says of its environment: the project, the name and the resolved spec.
+fn deploy_spec(project: &str, env: &Environment) -> HashInput {
+    spec_input("spec", &(project, &env.name, env))
+}
+
+/// [`deploy_spec`] of every environment, in order. Each is independent of the others (dependencies
+/// enter a version later, as their versions), so a large plan spreads them over the machine's cores.
+fn spec_inputs(project: &str, envs: &[&Environment]) -> Vec<HashInput> {
+    const PER_THREAD: usize = 500;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(envs.len() / PER_THREAD).max(1);
+    if threads == 1 {
+        return envs.iter().map(|env| deploy_spec(project, env)).collect();
+    }
+    let chunk = envs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = envs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|env| deploy_spec(project, env)).collect::<Vec<_>>()))
+            .collect();
+        // A worker only serialises and hashes; should one panic all the same, its part is redone here.
+        workers
+            .into_iter()
+            .zip(envs.chunks(chunk))
+            .flat_map(|(worker, part)| {
+                worker.join().unwrap_or_else(|_| part.iter().map(|env| deploy_spec(project, env)).collect())
+            })
+            .collect()
+    })
 }
 
 fn step(id: String, hasher: VersionHasher, needs: Vec<String>, detail: StepDetail) -> Step {
