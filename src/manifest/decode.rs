@@ -198,7 +198,7 @@ impl<T: Decode> Decode for Option<T> {
 impl Decode for String {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {
-            Value::Str(text) => Some(text.clone()),
+            Value::Str(text) => Some(text.to_string()),
             _ => {
                 cx.type_error(node, "a string");
                 None
@@ -326,7 +326,7 @@ impl<T: Decode> Decode for Keyed<T> {
         let mut entries = Vec::with_capacity(table.entries.len());
         let mut ok = true;
         for entry in &table.entries {
-            let key = Spanned { value: entry.key.clone(), span: entry.key_span, overlay: entry.value.overlay };
+            let key = Spanned { value: entry.key.to_string(), span: entry.key_span, overlay: entry.value.overlay };
             match cx.within(&entry.key, |cx| T::decode(&entry.value, cx)) {
                 Some(value) => entries.push((key, value)),
                 None => ok = false,
@@ -346,7 +346,7 @@ pub struct QuantityText(pub String);
 impl Decode for QuantityText {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {
-            Value::Str(text) => Some(QuantityText(text.clone())),
+            Value::Str(text) => Some(QuantityText(text.to_string())),
             Value::Int(number) => Some(QuantityText(number.to_string())),
             Value::Float(number) => Some(QuantityText(number.to_string())),
             _ => {
@@ -376,7 +376,7 @@ impl Decode for PlainValue {
 fn to_json(node: &Node, cx: &mut Cx) -> Option<serde_json::Value> {
     use serde_json::Value as J;
     Some(match &node.value {
-        Value::Str(text) => J::String(text.clone()),
+        Value::Str(text) => J::String(text.to_string()),
         Value::Int(number) => J::from(*number),
         Value::Float(number) => match serde_json::Number::from_f64(*number) {
             Some(n) => J::Number(n),
@@ -389,7 +389,7 @@ fn to_json(node: &Node, cx: &mut Cx) -> Option<serde_json::Value> {
         Value::Datetime(text) => J::String(text.clone()),
         Value::List(items) => J::Array(items.iter().map(|i| to_json(i, cx)).collect::<Option<_>>()?),
         Value::Table(table) => J::Object(
-            table.entries.iter().map(|e| Some((e.key.clone(), to_json(&e.value, cx)?))).collect::<Option<_>>()?,
+            table.entries.iter().map(|e| Some((e.key.to_string(), to_json(&e.value, cx)?))).collect::<Option<_>>()?,
         ),
     })
 }

@@ -110,7 +110,7 @@ impl Mapper<'_> {
             self.duplicate(&key, key_span, first_span);
             return;
         }
-        table.entries.push(Entry { key, key_span, value });
+        table.entries.push(Entry { key: key.into(), key_span, value });
     }
 
     fn duplicate(&mut self, key: &str, key_span: Span, first_span: Span) {
@@ -147,7 +147,7 @@ impl Mapper<'_> {
             None => {
                 let empty = if key.is_some() { Table::default().into() } else { Value::List(Vec::new()) };
                 table.entries.push(Entry {
-                    key: field.to_string(),
+                    key: field.into(),
                     key_span: name_span,
                     value: Node::new(empty, name_span),
                 });
@@ -159,7 +159,7 @@ impl Mapper<'_> {
                 Some(&first_span) => self.duplicate(&key, key_span, first_span),
                 None => {
                     given.insert(key.clone(), key_span);
-                    std::sync::Arc::make_mut(map).entries.push(Entry { key, key_span, value });
+                    std::sync::Arc::make_mut(map).entries.push(Entry { key: key.into(), key_span, value });
                 }
             },
             (Value::List(items), None) => items.push(value),
@@ -270,7 +270,7 @@ impl Mapper<'_> {
     fn scalar(&mut self, entry: &KdlEntry) -> Option<Node> {
         let span = span_of(entry.span());
         let value = match entry.value() {
-            KdlValue::String(text) => Value::Str(text.clone()),
+            KdlValue::String(text) => Value::Str(text.as_str().into()),
             KdlValue::Integer(number) => match i64::try_from(*number) {
                 Ok(number) => Value::Int(number),
                 Err(_) => {

@@ -69,7 +69,7 @@ mod tests {
         Table {
             entries: entries
                 .into_iter()
-                .map(|(key, value)| Entry { key: key.to_string(), key_span: Span::default(), value })
+                .map(|(key, value)| Entry { key: key.into(), key_span: Span::default(), value })
                 .collect(),
         }
     }

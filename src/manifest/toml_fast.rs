@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use compact_str::CompactString;
+
 use super::tree::{Entry, Node, Span, Table, Value};
 
 /// The most keys in a header and the deepest a value (arrays, inline tables) may nest here. Manifests
@@ -120,7 +122,7 @@ impl<'a> Reader<'a> {
                     Node::new(Value::List(items), span)
                 }
             };
-            out.push(Entry { key: entry.key.to_string(), key_span: entry.key_span, value });
+            out.push(Entry { key: entry.key.into(), key_span: entry.key_span, value });
         }
         Table { entries: out }
     }
@@ -326,12 +328,12 @@ impl<'a> Reader<'a> {
     }
 
     /// `"…"` on one line, with TOML's escapes.
-    fn basic_string(&mut self) -> Option<String> {
+    fn basic_string(&mut self) -> Option<CompactString> {
         self.at += 1;
         if self.peek() == Some(b'"') && self.bytes.get(self.at + 1) == Some(&b'"') {
             return None;
         }
-        let mut out = String::new();
+        let mut out = CompactString::default();
         let mut run = self.at;
         loop {
             match self.peek()? {
@@ -379,7 +381,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `'…'` on one line: no escapes.
-    fn literal_string(&mut self) -> Option<String> {
+    fn literal_string(&mut self) -> Option<CompactString> {
         self.at += 1;
         if self.peek() == Some(b'\'') && self.bytes.get(self.at + 1) == Some(&b'\'') {
             return None;
@@ -393,7 +395,7 @@ impl<'a> Reader<'a> {
                 _ => self.at += 1,
             }
         }
-        let out = self.text[start..self.at].to_string();
+        let out = CompactString::from(&self.text[start..self.at]);
         self.at += 1;
         Some(out)
     }
@@ -440,7 +442,7 @@ impl<'a> Reader<'a> {
             if entries.len() >= MAX_INLINE_KEYS || entries.iter().any(|e| e.key == key) {
                 return None;
             }
-            entries.push(Entry { key: key.to_string(), key_span, value });
+            entries.push(Entry { key: key.into(), key_span, value });
             self.spaces();
             match self.peek()? {
                 b',' => self.at += 1,
@@ -601,6 +603,14 @@ mod tests {
         for text in cases {
             assert!(parse(text).is_none(), "the fast reader took {text:?}");
         }
+        // Deep nesting is left to the front end's guard and the crate: the reader runs unguarded.
+        let deep_array = format!("a = {}1{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let long_header = format!("[{}]", vec!["k"; MAX_DEPTH + 1].join("."));
+        let deep_inline = format!("a = {}{}", "{ b = ".repeat(MAX_DEPTH + 1), "1 }".repeat(MAX_DEPTH + 1));
+        for text in [deep_array, long_header, deep_inline] {
+            assert!(parse(&text).is_none(), "the fast reader took {text:?}");
+        }
+        assert!(parse(&format!("a = {}1{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1))).is_some());
     }
 
     /// Whenever the fast reader accepts a text, the `toml` crate accepts it too and gives the same tree,

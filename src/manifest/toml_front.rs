@@ -11,12 +11,14 @@ use super::tree::{Entry, Node, Span, Table, Value};
 
 /// Parses `text`; `None` when it has syntax errors, all of which are pushed to `diags`.
 pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    // The fast reader nests 16 levels at most and declines deeper text, so it needs no guard: the
+    // nesting scan (a pass over the whole text) runs only before the `toml` crate, which recurses.
+    if let Some(tree) = super::toml_fast::parse(text) {
+        return Some(tree);
+    }
     if let Err(error) = nesting::check(text, Syntax::Toml) {
         diags.push(error);
         return None;
-    }
-    if let Some(tree) = super::toml_fast::parse(text) {
-        return Some(tree);
     }
     parse_with_crate(text, diags)
 }
@@ -80,7 +82,7 @@ fn convert_table(table: &DeTable<'_>, depth: usize, diags: &mut Vec<Diagnostic>)
     let mut entries = Vec::with_capacity(table.len());
     for (key, value) in table.iter() {
         entries.push(Entry {
-            key: key.get_ref().to_string(),
+            key: key.get_ref().as_ref().into(),
             key_span: Span::from(key.span()),
             value: convert(value.get_ref(), Span::from(value.span()), depth + 1, diags)?,
         });
@@ -99,7 +101,7 @@ fn convert(value: &DeValue<'_>, span: Span, depth: usize, diags: &mut Vec<Diagno
         return None;
     }
     let value = match value {
-        DeValue::String(text) => Value::Str(text.to_string()),
+        DeValue::String(text) => Value::Str(text.as_ref().into()),
         DeValue::Integer(number) => match i64::from_str_radix(number.as_str(), number.radix()) {
             Ok(number) => Value::Int(number),
             Err(_) => {

@@ -7,6 +7,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 /// A byte range in the manifest text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Span {
@@ -29,7 +31,8 @@ impl From<Range<usize>> for Span {
 /// A value in the tree.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    Str(String),
+    /// Keys and most values are short: up to 24 bytes are kept inline, without an allocation.
+    Str(CompactString),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -97,7 +100,7 @@ impl Node {
 /// One key and its value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
-    pub key: String,
+    pub key: CompactString,
     pub key_span: Span,
     pub value: Node,
 }

@@ -72,7 +72,7 @@ fn reference_manifest_documents_every_field() {
         match &node.value {
             Value::Table(table) => {
                 for entry in &table.entries {
-                    out.insert(entry.key.clone());
+                    out.insert(entry.key.to_string());
                     keys(&entry.value, out);
                 }
             }
