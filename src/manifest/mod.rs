@@ -216,9 +216,10 @@ impl Parsed {
             .and_then(|p| p.value.as_table())
             .and_then(|p| p.get("domains"));
         match list.map(|l| &l.value.value) {
-            Some(Value::List(items)) => {
-                items.iter().filter_map(|i| if let Value::Str(s) = &i.value { Some(s.to_string()) } else { None }).collect()
-            }
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|i| if let Value::Str(s) = &i.value { Some(s.to_string()) } else { None })
+                .collect(),
             _ => validate::DEFAULT_DOMAINS.iter().map(|d| d.to_string()).collect(),
         }
     }
@@ -330,16 +331,27 @@ pub fn load(path: &Path, domain: Option<&str>) -> Result<(Parsed, model::Manifes
     }
 }
 
-/// Validates every declared domain; the diagnostics of all of them, repeats removed.
+/// Validates every declared domain; the diagnostics of all of them, repeats removed. Domains are
+/// resolved side by side, each on a thread of its own: they share the parsed tree and nothing else.
 pub fn validate_all(parsed: &Parsed) -> Vec<Diagnostic> {
-    let mut all = Vec::new();
     let mut domains = parsed.declared_domains();
     if domains.is_empty() {
         domains.push(String::new());
     }
-    for domain in domains {
-        all.extend(parsed.resolve(&domain).diagnostics);
-    }
+    let resolve = |domain: &String| parsed.resolve(domain).diagnostics;
+    let mut all: Vec<Diagnostic> = if domains.len() == 1 {
+        resolve(&domains[0])
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = domains.iter().map(|domain| scope.spawn(move || resolve(domain))).collect();
+            // A domain whose thread failed is resolved again here, where a panic is reported as one.
+            workers
+                .into_iter()
+                .zip(&domains)
+                .flat_map(|(w, domain)| w.join().unwrap_or_else(|_| resolve(domain)))
+                .collect()
+        })
+    };
     dedupe(&mut all);
     all
 }
