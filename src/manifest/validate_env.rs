@@ -29,21 +29,110 @@ pub fn environments(
     domain: &str,
     images: &BTreeMap<String, Image>,
 ) -> BTreeMap<String, Environment> {
+    const PER_THREAD: usize = 1000;
+    let envs = raw.environments.as_ref().map_or(0, |e| e.entries.len());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(envs / PER_THREAD).max(1);
+    environments_on(checker, raw, project, domain, images, threads)
+}
+
+/// [`environments`] with the declared environments split over `threads` scoped threads. Each checks
+/// its part in declaration order with a checker and an index of its own; the parts' diagnostics,
+/// environments and edges are then joined in the same order, so the result is the one a single pass
+/// gives (a test holds them equal).
+fn environments_on(
+    checker: &mut Checker,
+    raw: &RawManifest,
+    project: &Project,
+    domain: &str,
+    images: &BTreeMap<String, Image>,
+    threads: usize,
+) -> BTreeMap<String, Environment> {
     let Some(declared) = &raw.environments else { return BTreeMap::new() };
-    let mut index = Index::new(declared);
+    let index = Index::new(declared);
     let image_names: Vec<&str> = images.keys().map(String::as_str).collect();
     let disabled: HashMap<&str, Span> = declared
         .iter()
         .filter_map(|(name, env)| env.enabled.as_ref().filter(|e| !e.value).map(|e| (name.as_str(), e.span)))
         .collect();
+    let cx = Context { project, domain, image_names: &image_names, disabled: &disabled };
     let mut out = BTreeMap::new();
     let mut edges: Vec<(&str, Spanned<String>)> = Vec::new();
-    for (name, env) in declared.iter() {
+    let chunk = declared.entries.len().div_ceil(threads.max(1)).max(1);
+    let parts: Vec<Part> = if threads <= 1 {
+        vec![check_part(checker, &mut index.clone(), &cx, &declared.entries)]
+    } else {
+        let root = &checker.root;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = declared
+                .entries
+                .chunks(chunk)
+                .map(|part| {
+                    let (cx, mut index) = (&cx, index.clone());
+                    scope.spawn(move || {
+                        let mut diags = Vec::new();
+                        let mut checker = Checker { diags: &mut diags, root: root.clone() };
+                        let mut checked = check_part(&mut checker, &mut index, cx, part);
+                        checked.diags = diags;
+                        checked
+                    })
+                })
+                .collect();
+            // Checking only reads the manifest; should a thread fail all the same, its part is redone here.
+            workers
+                .into_iter()
+                .zip(declared.entries.chunks(chunk))
+                .map(|(worker, part)| {
+                    worker.join().unwrap_or_else(|_| {
+                        let mut diags = Vec::new();
+                        let mut checker = Checker { diags: &mut diags, root: root.clone() };
+                        let mut checked = check_part(&mut checker, &mut index.clone(), &cx, part);
+                        checked.diags = diags;
+                        checked
+                    })
+                })
+                .collect()
+        })
+    };
+    for part in parts {
+        checker.diags.extend(part.diags);
+        out.extend(part.environments);
+        edges.extend(part.edges);
+    }
+    cycles(checker, &edges);
+    out
+}
+
+/// What every environment's check reads.
+struct Context<'a> {
+    project: &'a Project,
+    domain: &'a str,
+    image_names: &'a [&'a str],
+    disabled: &'a HashMap<&'a str, Span>,
+}
+
+/// The result of checking some of the environments, in declaration order.
+struct Part<'a> {
+    /// Filled by the caller when the part was checked with a checker of its own.
+    diags: Vec<Diagnostic>,
+    environments: Vec<(String, Environment)>,
+    edges: Vec<(&'a str, Spanned<String>)>,
+}
+
+fn check_part<'a>(
+    checker: &mut Checker,
+    index: &mut Index,
+    cx: &Context,
+    part: &'a [(Spanned<String>, RawEnvironment)],
+) -> Part<'a> {
+    let Context { project, domain, image_names, disabled } = *cx;
+    let mut environments = Vec::with_capacity(part.len());
+    let mut edges = Vec::new();
+    for (name, env) in part {
         checker.dns_label("environment name", name);
         if disabled.contains_key(name.as_str()) {
             continue;
         }
-        let resolved = environment(checker, &mut index, project, domain, &image_names, name, env);
+        let resolved = environment(checker, index, project, domain, image_names, name, env);
         for dependency in dependency_refs(env) {
             if let Some(span) = disabled.get(dependency.as_str()) {
                 checker.diags.push(
@@ -65,14 +154,14 @@ pub fn environments(
                 edges.push((name.value.as_str(), dependency));
             }
         }
-        out.insert(name.value.clone(), resolved);
+        environments.push((name.value.clone(), resolved));
     }
-    cycles(checker, &edges);
-    out
+    Part { diags: Vec::new(), environments, edges }
 }
 
 /// The declared environments by name, built once: every environment may refer to any other. And the
 /// globs checked so far: environments repeat the same patterns.
+#[derive(Clone)]
 pub(super) struct Index<'a> {
     declared: &'a Keyed<RawEnvironment>,
     /// The first environment of each name, as a scan in declaration order would find it.
@@ -411,4 +500,74 @@ fn code(checker: &mut Checker, index: &mut Index, name: &Spanned<String>, env: &
         None => DEFAULT_CODE_DST.to_string(),
     };
     Code { copy_style: copy_style.map_or(CopyStyle::Fast, |s| s.value), include, exclude, python_path, dst }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::super::decode::{Cx, Decode};
+    use super::super::{Source, parse};
+    use super::*;
+
+    /// Forty environments with a mistake of every kind the environment checks report, some
+    /// references crossing from one part to another, and a cycle across all parts.
+    fn manifest() -> String {
+        let mut text = String::from("[project]\nname = \"split\"\n\n[images.base]\npython = \"3.12\"\n\n");
+        for i in 0..40 {
+            let kind = if i % 3 == 0 { "app" } else { "task" };
+            text.push_str(&format!("[environments.e{i}]\nkind = \"{kind}\"\n"));
+            let image = if i % 7 == 0 { "nope" } else { "base" };
+            text.push_str(&format!("image = \"{image}\"\n"));
+            let dependency = match i % 5 {
+                0 => format!("\"e{}\"", (i + 20) % 40),
+                1 => format!("\"e{i}\""),
+                2 => "\"missing\", \"missing\"".to_string(),
+                3 => "\"off\"".to_string(),
+                _ => String::new(),
+            };
+            text.push_str(&format!("depends_on = [{dependency}]\n"));
+            if i % 4 == 0 {
+                text.push_str("resources = { requests = { cpu = \"lots\", memory = \"1Qi\" } }\n");
+            }
+            if i % 6 == 0 {
+                text.push_str("code = { include = [\"[bad\"] }\n");
+            }
+            if kind == "task" && i % 2 == 0 {
+                text.push_str("port = 8080\n");
+            }
+            text.push('\n');
+        }
+        text.push_str("[environments.off]\nkind = \"task\"\nimage = \"base\"\nenabled = false\n");
+        text
+    }
+
+    #[test]
+    fn checking_in_parts_gives_what_one_pass_gives() {
+        let parsed = parse(Source::new("flyte.toml", manifest())).unwrap_or_else(|r| panic!("{:?}", r.diagnostics));
+        let mut diags = Vec::new();
+        let raw = RawManifest::decode(&parsed.tree, &mut Cx::new(&mut diags)).expect("the manifest decodes");
+        let project = Project {
+            name: "split".to_string(),
+            domains: vec!["production".to_string()],
+            default_domain: "production".to_string(),
+            root_dir: ".".to_string(),
+            root: std::env::temp_dir(),
+            registry: None,
+        };
+        // No images: every environment's image is an unknown reference, one more mistake per part.
+        let images: BTreeMap<String, Image> = BTreeMap::new();
+        let run = |threads: usize| {
+            let mut diags = Vec::new();
+            let mut checker = Checker { diags: &mut diags, root: project.root.clone() };
+            let environments = environments_on(&mut checker, &raw, &project, "production", &images, threads);
+            (format!("{environments:?}"), format!("{diags:?}"), diags.len())
+        };
+        let (one_envs, one_diags, count) = run(1);
+        assert!(count >= 30, "the manifest has mistakes of every kind: {count} found");
+        assert!(one_diags.contains("dependency-cycle"), "a cycle across the parts is found");
+        for threads in [2, 3, 7] {
+            let (envs, diags, _) = run(threads);
+            assert_eq!(envs, one_envs, "{threads} parts");
+            assert_eq!(diags, one_diags, "{threads} parts");
+        }
+    }
 }
