@@ -78,6 +78,11 @@ impl<'d> Cx<'d> {
         if self.depth == 0 { "the manifest".to_string() } else { self.path.clone() }
     }
 
+    /// A context at the same place, writing to other diagnostics: for a part decoded on another thread.
+    fn fork<'e>(&self, diags: &'e mut Vec<Diagnostic>) -> Cx<'e> {
+        Cx { diags, path: self.path.clone(), depth: self.depth, partial: self.partial }
+    }
+
     pub fn partial<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         let outer = std::mem::replace(&mut self.partial, true);
         let result = f(self);
@@ -320,23 +325,70 @@ impl<T> Keyed<T> {
     }
 }
 
-impl<T: Decode> Decode for Keyed<T> {
+impl<T: Decode + Send> Decode for Keyed<T> {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        const PER_THREAD: usize = 1000;
         let table = cx.table(node)?;
-        let mut entries = Vec::with_capacity(table.entries.len());
-        let mut ok = true;
-        for entry in &table.entries {
-            let key = Spanned { value: entry.key.to_string(), span: entry.key_span, overlay: entry.value.overlay };
-            match cx.within(&entry.key, |cx| T::decode(&entry.value, cx)) {
-                Some(value) => entries.push((key, value)),
-                None => ok = false,
-            }
-        }
-        ok.then_some(Keyed { entries })
+        let threads = crate::threads_for(table.entries.len(), PER_THREAD);
+        decode_in_parts(&table.entries, cx, threads).map(|entries| Keyed { entries })
     }
     fn shape() -> Shape {
         Shape::Map(T::shape)
     }
+}
+
+/// The entries of a table with user-chosen keys, in order; `None` when any failed to decode. With
+/// more than one thread (thousands of environments), parts are decoded side by side, each with a
+/// context of its own at the same place, and joined in order: the same entries and diagnostics as
+/// one pass (a test holds them equal).
+fn decode_in_parts<T: Decode + Send>(
+    entries: &[Entry],
+    cx: &mut Cx,
+    threads: usize,
+) -> Option<Vec<(Spanned<String>, T)>> {
+    if threads <= 1 {
+        return decode_keyed(entries, cx);
+    }
+    let chunk = entries.len().div_ceil(threads).max(1);
+    let at: &Cx = cx;
+    let decode_part = |part: &[Entry]| {
+        let mut diags = Vec::new();
+        let decoded = decode_keyed(part, &mut at.fork(&mut diags));
+        (diags, decoded)
+    };
+    let parts: Vec<(Vec<Diagnostic>, Option<Vec<(Spanned<String>, T)>>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = entries.chunks(chunk).map(|part| scope.spawn(move || decode_part(part))).collect();
+        // Decoding only reads the tree; should a thread fail all the same, its part is redone here.
+        workers
+            .into_iter()
+            .zip(entries.chunks(chunk))
+            .map(|(w, part)| w.join().unwrap_or_else(|_| decode_part(part)))
+            .collect()
+    });
+    let mut decoded = Vec::with_capacity(entries.len());
+    let mut ok = true;
+    for (diags, part) in parts {
+        cx.diags.extend(diags);
+        match part {
+            Some(part) => decoded.extend(part),
+            None => ok = false,
+        }
+    }
+    ok.then_some(decoded)
+}
+
+/// The entries of a table with user-chosen keys, in order; `None` when any failed to decode.
+fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx) -> Option<Vec<(Spanned<String>, T)>> {
+    let mut decoded = Vec::with_capacity(entries.len());
+    let mut ok = true;
+    for entry in entries {
+        let key = Spanned { value: entry.key.to_string(), span: entry.key_span, overlay: entry.value.overlay };
+        match cx.within(&entry.key, |cx| T::decode(&entry.value, cx)) {
+            Some(value) => decoded.push((key, value)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(decoded)
 }
 
 /// A Kubernetes quantity as written: `"500m"`, `"2Gi"`, `2` or `0.5`. Checked in validation.
@@ -533,3 +585,63 @@ macro_rules! keyword {
     };
 }
 pub(crate) use keyword;
+
+#[cfg(test)]
+mod tests {
+    use super::super::raw::RawEnvironment;
+    use super::super::{Source, parse};
+    use super::*;
+
+    #[test]
+    fn decoding_in_parts_gives_what_one_pass_gives() {
+        // Sixty environments, every fifth with a mistake of its own kind: an unknown field, a wrong
+        // type, an unknown keyword, a bad list item; overlay-free.
+        let mut text = String::from("[project]\nname = \"parts\"\n");
+        for i in 0..60 {
+            text.push_str(&format!("[environments.e{i}]\nkind = \"task\"\nimage = \"base\"\n"));
+            match i % 5 {
+                0 => text.push_str("colour = \"blue\"\n"),
+                1 => text.push_str("port = \"eighty\"\n"),
+                2 => text.push_str("kind2 = 1\n"),
+                3 => text.push_str("depends_on = [\"a\", 2]\n"),
+                _ => {}
+            }
+            if i % 7 == 0 && i % 5 != 4 {
+                text.push_str(&format!(
+                    "[environments.e{i}.tasks.t]\nentrypoint = \"m:f\"\ninputs = {{ x = \"nope\" }}\n"
+                ));
+            }
+        }
+        let parsed = parse(Source::new("flyte.toml", text)).unwrap_or_else(|r| panic!("{:?}", r.diagnostics));
+        let environments = &parsed.tree.as_table().and_then(|t| t.get("environments")).expect("environments").value;
+        let table = environments.as_table().expect("a table");
+        let run = |threads: usize| {
+            let mut diags = Vec::new();
+            let mut cx = Cx::new(&mut diags);
+            let decoded = cx.within("environments", |cx| {
+                decode_in_parts::<RawEnvironment>(&table.entries, cx, threads)
+                    .map(|entries| entries.iter().map(|(k, v)| format!("{}={v:?}", k.value)).collect::<Vec<_>>())
+            });
+            (decoded, format!("{diags:?}"), diags.len())
+        };
+        let (one, one_diags, count) = run(1);
+        assert!(count >= 40, "every fifth environment has a mistake: {count} found");
+        assert!(one_diags.contains("environments.e1.port"), "paths name the environment");
+        for threads in [2, 3, 7] {
+            let (decoded, diags, _) = run(threads);
+            assert_eq!(decoded, one, "{threads} parts");
+            assert_eq!(diags, one_diags, "{threads} parts");
+        }
+        // And with no mistakes, the entries themselves.
+        let clean: Vec<Entry> =
+            table.entries.iter().filter(|e| e.key.ends_with('4') || e.key.ends_with('9')).cloned().collect();
+        let decode = |threads: usize| {
+            let mut diags = Vec::new();
+            let decoded = decode_in_parts::<RawEnvironment>(&clean, &mut Cx::new(&mut diags), threads);
+            decoded.map(|entries| entries.iter().map(|(k, v)| format!("{}={v:?}", k.value)).collect::<Vec<_>>())
+        };
+        let one = decode(1).expect("the clean environments decode");
+        assert_eq!(one.len(), clean.len());
+        assert_eq!(decode(4).expect("in parts too"), one);
+    }
+}

@@ -31,7 +31,7 @@ pub fn environments(
 ) -> BTreeMap<String, Environment> {
     const PER_THREAD: usize = 1000;
     let envs = raw.environments.as_ref().map_or(0, |e| e.entries.len());
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(envs / PER_THREAD).max(1);
+    let threads = crate::threads_for(envs, PER_THREAD);
     environments_on(checker, raw, project, domain, images, threads)
 }
 

@@ -280,7 +280,7 @@ fn deploy_spec(project: &str, env: &Environment) -> HashInput {
 /// enter a version later, as their versions), so a large plan spreads them over the machine's cores.
 fn spec_inputs(project: &str, envs: &[&Environment]) -> Vec<HashInput> {
     const PER_THREAD: usize = 500;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(envs.len() / PER_THREAD).max(1);
+    let threads = crate::threads_for(envs.len(), PER_THREAD);
     if threads == 1 {
         return envs.iter().map(|env| deploy_spec(project, env)).collect();
     }
