@@ -337,15 +337,13 @@ impl<T: Decode + Send> Decode for Keyed<T> {
     }
 }
 
+type KeyedEntries<T> = Vec<(Spanned<String>, T)>;
+
 /// The entries of a table with user-chosen keys, in order; `None` when any failed to decode. With
 /// more than one thread (thousands of environments), parts are decoded side by side, each with a
 /// context of its own at the same place, and joined in order: the same entries and diagnostics as
 /// one pass (a test holds them equal).
-fn decode_in_parts<T: Decode + Send>(
-    entries: &[Entry],
-    cx: &mut Cx,
-    threads: usize,
-) -> Option<Vec<(Spanned<String>, T)>> {
+fn decode_in_parts<T: Decode + Send>(entries: &[Entry], cx: &mut Cx, threads: usize) -> Option<KeyedEntries<T>> {
     if threads <= 1 {
         return decode_keyed(entries, cx);
     }
@@ -356,7 +354,7 @@ fn decode_in_parts<T: Decode + Send>(
         let decoded = decode_keyed(part, &mut at.fork(&mut diags));
         (diags, decoded)
     };
-    let parts: Vec<(Vec<Diagnostic>, Option<Vec<(Spanned<String>, T)>>)> = std::thread::scope(|scope| {
+    let parts: Vec<(Vec<Diagnostic>, Option<KeyedEntries<T>>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = entries.chunks(chunk).map(|part| scope.spawn(move || decode_part(part))).collect();
         // Decoding only reads the tree; should a thread fail all the same, its part is redone here.
         workers
@@ -378,7 +376,7 @@ fn decode_in_parts<T: Decode + Send>(
 }
 
 /// The entries of a table with user-chosen keys, in order; `None` when any failed to decode.
-fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx) -> Option<Vec<(Spanned<String>, T)>> {
+fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx) -> Option<KeyedEntries<T>> {
     let mut decoded = Vec::with_capacity(entries.len());
     let mut ok = true;
     for entry in entries {
