@@ -58,10 +58,23 @@ fn report_json(source: Option<&Source>, diagnostics: &[manifest::diagnostic::Dia
     let _ = flyte::output::diagnostics_json(source, &shown);
 }
 
+/// Whenever the fast TOML reader takes a text, the toml crate takes it too and gives the same tree,
+/// spans included (the unit test checks this on the repository's files; the fuzzer on everything).
+fn fast_toml_agrees(text: &str) {
+    use flyte::manifest::{nesting, toml_fast, toml_front};
+    let Some(fast) = toml_fast::parse(text) else { return };
+    assert!(nesting::check(text, nesting::Syntax::Toml).is_ok(), "the fast reader took text nested too deeply");
+    let slow = toml_front::parse_with_crate(text, &mut Vec::new());
+    assert_eq!(Some(fast), slow, "the fast TOML reader and the toml crate disagree");
+}
+
 /// Loads `data` as the manifest `name` ("fuzz.toml" or "fuzz.kdl") the way the CLI does.
 pub fn load(name: &str, data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     enter_sandbox();
+    if name.ends_with(".toml") {
+        fast_toml_agrees(text);
+    }
     let parsed = match manifest::parse(Source::new(name, text)) {
         Ok(parsed) => parsed,
         Err(report) => {

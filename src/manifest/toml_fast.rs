@@ -32,24 +32,43 @@ const INDEX_FROM: usize = 8;
 
 /// Reads `text` when it is in the subset; `None` otherwise (the caller then uses the `toml` crate).
 pub fn parse(text: &str) -> Option<Node> {
-    let mut reader = Reader { text, bytes: text.as_bytes(), at: 0, tables: vec![ArenaTable::new(Span::default())] };
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        tables: vec![ArenaTable::new(Span::default())],
+        lists: Vec::new(),
+    };
     reader.document()?;
     let root = reader.build(0);
     Some(Node::new(root.into(), Span::default()))
 }
 
 /// A table made by a header or on the way to one, while the document is read. Header tables are
-/// reached again by later headers, so they live in an arena and are assembled into the tree at the end.
-struct ArenaTable<'a> {
-    entries: Vec<ArenaEntry<'a>>,
-    /// Key → position in `entries`, once the table is large.
-    index: HashMap<&'a str, usize>,
+/// reached again by later headers, so they live in an arena; their entries are written in place, and
+/// only the header tables among them are filled in when the tree is assembled at the end.
+struct ArenaTable {
+    entries: Vec<Entry>,
+    /// What each entry is, by position: a header table's value is a placeholder until assembly.
+    slots: Vec<Slot>,
+    /// Key → position in `entries`, once the table is large (short keys are copied without an allocation).
+    index: HashMap<CompactString, usize>,
     span: Span,
 }
 
-impl<'a> ArenaTable<'a> {
+#[derive(Clone, Copy, PartialEq)]
+enum Slot {
+    /// A value from a `key = value` line, already in place.
+    Value,
+    /// A table made by a header (its own or a longer one's): its position in the arena.
+    Table(usize),
+    /// An array of tables: its position in the reader's `lists`.
+    TableList(usize),
+}
+
+impl ArenaTable {
     fn new(span: Span) -> Self {
-        ArenaTable { entries: Vec::new(), index: HashMap::new(), span }
+        ArenaTable { entries: Vec::new(), slots: Vec::new(), index: HashMap::new(), span }
     }
 
     fn find(&self, key: &str) -> Option<usize> {
@@ -60,39 +79,27 @@ impl<'a> ArenaTable<'a> {
         }
     }
 
-    fn push(&mut self, entry: ArenaEntry<'a>) {
+    fn push(&mut self, key: &str, key_span: Span, value: Node, slot: Slot) {
         let at = self.entries.len();
+        let key = CompactString::from(key);
         if at == INDEX_FROM {
-            self.index = self.entries.iter().enumerate().map(|(i, e)| (e.key, i)).collect();
+            self.index = self.entries.iter().enumerate().map(|(i, e)| (e.key.clone(), i)).collect();
         }
         if at >= INDEX_FROM {
-            self.index.insert(entry.key, at);
+            self.index.insert(key.clone(), at);
         }
-        self.entries.push(entry);
+        self.entries.push(Entry { key, key_span, value });
+        self.slots.push(slot);
     }
-}
-
-struct ArenaEntry<'a> {
-    /// The key's text: bare, or inside quotes without escapes, so always a slice of the source.
-    key: &'a str,
-    key_span: Span,
-    value: ArenaValue,
-}
-
-enum ArenaValue {
-    /// A value from a `key = value` line.
-    Node(Node),
-    /// A table made by a header (its own or a longer one's): its position in the arena.
-    Table(usize),
-    /// An array of tables: the list's span (its first header) and each element's arena position.
-    TableList(Span, Vec<usize>),
 }
 
 struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
-    tables: Vec<ArenaTable<'a>>,
+    tables: Vec<ArenaTable>,
+    /// Arrays of tables: the list's span (its first header) and each element's arena position.
+    lists: Vec<(Span, Vec<usize>)>,
 }
 
 impl<'a> Reader<'a> {
@@ -100,18 +107,20 @@ impl<'a> Reader<'a> {
         self.bytes.get(self.at).copied()
     }
 
-    /// Assembles the tree of arena table `index`, moving its values out.
+    /// Assembles the tree of arena table `index`: its entries as they are, with the header tables
+    /// among them filled in.
     fn build(&mut self, index: usize) -> Table {
-        let entries = std::mem::take(&mut self.tables[index].entries);
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let value = match entry.value {
-                ArenaValue::Node(node) => node,
-                ArenaValue::Table(child) => {
+        let mut entries = std::mem::take(&mut self.tables[index].entries);
+        let slots = std::mem::take(&mut self.tables[index].slots);
+        for (entry, slot) in entries.iter_mut().zip(slots) {
+            match slot {
+                Slot::Value => {}
+                Slot::Table(child) => {
                     let span = self.tables[child].span;
-                    Node::new(self.build(child).into(), span)
+                    entry.value = Node::new(self.build(child).into(), span);
                 }
-                ArenaValue::TableList(span, children) => {
+                Slot::TableList(list) => {
+                    let (span, children) = std::mem::take(&mut self.lists[list]);
                     let items = children
                         .into_iter()
                         .map(|child| {
@@ -119,12 +128,11 @@ impl<'a> Reader<'a> {
                             Node::new(self.build(child).into(), span)
                         })
                         .collect();
-                    Node::new(Value::List(items), span)
+                    entry.value = Node::new(Value::List(items), span);
                 }
-            };
-            out.push(Entry { key: entry.key.into(), key_span: entry.key_span, value });
+            }
         }
-        Table { entries: out }
+        Table { entries }
     }
 
     /// The whole document: lines of key/value pairs and headers.
@@ -151,7 +159,7 @@ impl<'a> Reader<'a> {
                     if table.find(key).is_some() {
                         return None;
                     }
-                    table.push(ArenaEntry { key, key_span, value: ArenaValue::Node(value) });
+                    table.push(key, key_span, value, Slot::Value);
                     self.line_end()?;
                 }
             }
@@ -188,14 +196,14 @@ impl<'a> Reader<'a> {
         let mut table = 0;
         for &(key, key_span) in path {
             table = match self.tables[table].find(key) {
-                Some(at) => match self.tables[table].entries[at].value {
-                    ArenaValue::Table(child) => child,
+                Some(at) => match self.tables[table].slots[at] {
+                    Slot::Table(child) => child,
                     _ => return None,
                 },
                 None => {
                     let child = self.tables.len();
                     self.tables.push(ArenaTable::new(key_span));
-                    self.tables[table].push(ArenaEntry { key, key_span, value: ArenaValue::Table(child) });
+                    self.tables[table].push(key, key_span, placeholder(key_span), Slot::Table(child));
                     child
                 }
             };
@@ -206,16 +214,17 @@ impl<'a> Reader<'a> {
         match (self.tables[table].find(key), array) {
             (None, false) => {
                 self.tables.push(made);
-                self.tables[table].push(ArenaEntry { key, key_span, value: ArenaValue::Table(child) });
+                self.tables[table].push(key, key_span, placeholder(span), Slot::Table(child));
             }
             (None, true) => {
                 self.tables.push(made);
-                let value = ArenaValue::TableList(span, vec![child]);
-                self.tables[table].push(ArenaEntry { key, key_span, value });
+                self.lists.push((span, vec![child]));
+                let list = self.lists.len() - 1;
+                self.tables[table].push(key, key_span, placeholder(span), Slot::TableList(list));
             }
-            (Some(at), true) => match &mut self.tables[table].entries[at].value {
-                ArenaValue::TableList(_, items) => {
-                    items.push(child);
+            (Some(at), true) => match self.tables[table].slots[at] {
+                Slot::TableList(list) => {
+                    self.lists[list].1.push(child);
                     self.tables.push(made);
                 }
                 _ => return None,
@@ -516,6 +525,11 @@ impl<'a> Reader<'a> {
     fn expect(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
+}
+
+/// The value of a header table's entry until the tree is assembled.
+fn placeholder(span: Span) -> Node {
+    Node::new(Value::Bool(false), span)
 }
 
 /// A control character TOML allows in no string or comment (tab is handled before this).

@@ -24,7 +24,7 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
 }
 
 /// [`parse`] by the `toml` crate alone, after the nesting guard.
-pub(super) fn parse_with_crate(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+pub fn parse_with_crate(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let (document, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for error in errors {
