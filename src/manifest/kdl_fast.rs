@@ -13,6 +13,7 @@
 //! `None`; the kdl crate then reads the text as before, errors and all, and its document is copied
 //! into a [`Document`]. Either way the mapper sees the same names, values and spans.
 
+use compact_str::CompactString;
 use kdl::{KdlDocument, KdlValue};
 use miette::SourceSpan;
 
@@ -63,8 +64,30 @@ impl Node {
 #[derive(Debug, PartialEq)]
 pub struct Entry {
     name: Option<Ident>,
-    value: KdlValue,
+    value: Scalar,
     span: SourceSpan,
+}
+
+/// A value as the mapper reads it: the kdl crate's values, with short strings kept inline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    String(CompactString),
+    Integer(i128),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+impl From<&KdlValue> for Scalar {
+    fn from(value: &KdlValue) -> Self {
+        match value {
+            KdlValue::String(text) => Scalar::String(text.as_str().into()),
+            KdlValue::Integer(number) => Scalar::Integer(*number),
+            KdlValue::Float(number) => Scalar::Float(*number),
+            KdlValue::Bool(flag) => Scalar::Bool(*flag),
+            KdlValue::Null => Scalar::Null,
+        }
+    }
 }
 
 impl Entry {
@@ -72,7 +95,7 @@ impl Entry {
         self.name.as_ref()
     }
 
-    pub fn value(&self) -> &KdlValue {
+    pub fn value(&self) -> &Scalar {
         &self.value
     }
 
@@ -84,7 +107,7 @@ impl Entry {
 /// A node name or a property key, as text; quotes are part of its span.
 #[derive(Debug, PartialEq)]
 pub struct Ident {
-    value: String,
+    value: CompactString,
     span: SourceSpan,
 }
 
@@ -102,7 +125,7 @@ impl Ident {
 /// manifest field takes one.
 impl From<&KdlDocument> for Document {
     fn from(document: &KdlDocument) -> Self {
-        let ident = |i: &kdl::KdlIdentifier| Ident { value: i.value().to_string(), span: i.span() };
+        let ident = |i: &kdl::KdlIdentifier| Ident { value: i.value().into(), span: i.span() };
         let nodes = document
             .nodes()
             .iter()
@@ -111,7 +134,7 @@ impl From<&KdlDocument> for Document {
                 entries: node
                     .entries()
                     .iter()
-                    .map(|e| Entry { name: e.name().map(ident), value: e.value().clone(), span: e.span() })
+                    .map(|e| Entry { name: e.name().map(ident), value: e.value().into(), span: e.span() })
                     .collect(),
                 children: node.children().map(Document::from),
                 span: node.span(),
@@ -222,7 +245,7 @@ impl Reader<'_> {
                     (Some(key), self.value()?)
                 } else {
                     self.value_end()?;
-                    (None, KdlValue::String(text))
+                    (None, Scalar::String(text))
                 }
             }
             _ => (None, self.value()?),
@@ -240,9 +263,9 @@ impl Reader<'_> {
     }
 
     /// A value, and that what follows may end it.
-    fn value(&mut self) -> Option<KdlValue> {
+    fn value(&mut self) -> Option<Scalar> {
         let value = match self.peek()? {
-            b'"' | b'a'..=b'z' | b'A'..=b'Z' | b'_' => KdlValue::String(self.string()?),
+            b'"' | b'a'..=b'z' | b'A'..=b'Z' | b'_' => Scalar::String(self.string()?),
             b'0'..=b'9' | b'-' => self.number()?,
             b'#' => {
                 let rest = &self.bytes[self.pos + 1..];
@@ -254,7 +277,7 @@ impl Reader<'_> {
                     return None;
                 };
                 self.pos += 1 + len;
-                KdlValue::Bool(value)
+                Scalar::Bool(value)
             }
             _ => return None,
         };
@@ -273,7 +296,7 @@ impl Reader<'_> {
     }
 
     /// A quoted string or a bare identifier such as `app`.
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<CompactString> {
         match self.peek()? {
             b'"' => self.quoted(),
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
@@ -283,19 +306,19 @@ impl Reader<'_> {
                 }
                 let word = &self.text[start..self.pos];
                 // Keywords without their `#` are mistakes; the kdl crate says so.
-                (!matches!(word, "true" | "false" | "null" | "inf" | "nan")).then(|| word.to_string())
+                (!matches!(word, "true" | "false" | "null" | "inf" | "nan")).then(|| word.into())
             }
             _ => None,
         }
     }
 
     /// A single-line quoted string with the escapes `\" \\ \b \f \n \r \t \s \u{…}`.
-    fn quoted(&mut self) -> Option<String> {
+    fn quoted(&mut self) -> Option<CompactString> {
         if self.peek_at(1) == Some(b'"') && self.peek_at(2) == Some(b'"') {
             return None; // a multi-line string
         }
         self.pos += 1;
-        let mut out = String::new();
+        let mut out = CompactString::default();
         loop {
             let run = self.pos;
             while let Some(b) = self.peek() {
@@ -351,7 +374,7 @@ impl Reader<'_> {
     }
 
     /// A decimal integer or float: `8080`, `-1`, `0.5`, `2.5e3`. No `+`, `_`, hex, octal or binary.
-    fn number(&mut self) -> Option<KdlValue> {
+    fn number(&mut self) -> Option<Scalar> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -387,9 +410,9 @@ impl Reader<'_> {
         }
         let text = &self.text[start..self.pos];
         if float {
-            text.parse().ok().map(KdlValue::Float)
+            text.parse().ok().map(Scalar::Float)
         } else if whole <= 30 {
-            text.parse().ok().map(KdlValue::Integer)
+            text.parse().ok().map(Scalar::Integer)
         } else {
             None
         }

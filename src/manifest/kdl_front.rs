@@ -10,10 +10,11 @@
 
 use std::collections::HashMap;
 
-use kdl::{KdlDocument, KdlValue};
+use compact_str::CompactString;
+use kdl::KdlDocument;
 
 // The mapper reads the light document of `kdl_fast`, whichever parser read the text.
-use super::kdl_fast::{Document, Entry as KdlEntry, Node as KdlNode};
+use super::kdl_fast::{Document, Entry as KdlEntry, Node as KdlNode, Scalar};
 
 use super::decode::{Shape, StructInfo};
 use super::diagnostic::Diagnostic;
@@ -73,7 +74,7 @@ impl Mapper<'_> {
     fn children(&mut self, nodes: &[KdlNode], info: &StructInfo) -> Table {
         let mut table = Table::default();
         // The keys given so far in each map of `kdl_each` entries: a map may hold thousands.
-        let mut given: HashMap<&str, HashMap<String, Span>> = HashMap::new();
+        let mut given: HashMap<&str, HashMap<CompactString, Span>> = HashMap::new();
         for node in nodes {
             let name = node.name().value();
             let name_span = span_of(node.name().span());
@@ -99,18 +100,18 @@ impl Mapper<'_> {
                 None => Some(self.generic(node)),
             };
             let Some(value) = value else { continue };
-            self.insert(&mut table, name.to_string(), name_span, value);
+            self.insert(&mut table, name.into(), name_span, value);
         }
         table
     }
 
-    fn insert(&mut self, table: &mut Table, key: String, key_span: Span, value: Node) {
+    fn insert(&mut self, table: &mut Table, key: CompactString, key_span: Span, value: Node) {
         if let Some(first) = table.get(&key) {
             let first_span = first.key_span;
             self.duplicate(&key, key_span, first_span);
             return;
         }
-        table.entries.push(Entry { key: key.into(), key_span, value });
+        table.entries.push(Entry { key, key_span, value });
     }
 
     fn duplicate(&mut self, key: &str, key_span: Span, first_span: Span) {
@@ -130,7 +131,7 @@ impl Mapper<'_> {
         field: &str,
         shape: Shape,
         table: &mut Table,
-        given: &mut HashMap<String, Span>,
+        given: &mut HashMap<CompactString, Span>,
     ) {
         let name_span = span_of(node.name().span());
         let (key, item) = match unpatch(shape) {
@@ -159,7 +160,7 @@ impl Mapper<'_> {
                 Some(&first_span) => self.duplicate(&key, key_span, first_span),
                 None => {
                     given.insert(key.clone(), key_span);
-                    std::sync::Arc::make_mut(map).entries.push(Entry { key: key.into(), key_span, value });
+                    std::sync::Arc::make_mut(map).entries.push(Entry { key, key_span, value });
                 }
             },
             (Value::List(items), None) => items.push(value),
@@ -168,10 +169,10 @@ impl Mapper<'_> {
     }
 
     /// The first argument of a map entry's node: its name.
-    fn entry_key(&mut self, node: &KdlNode) -> Option<(String, Span)> {
+    fn entry_key(&mut self, node: &KdlNode) -> Option<(CompactString, Span)> {
         if let Some(entry) = node.entries().first()
             && entry.name().is_none()
-            && let KdlValue::String(key) = entry.value()
+            && let Scalar::String(key) = entry.value()
         {
             return Some((key.clone(), span_of(entry.span())));
         }
@@ -238,7 +239,7 @@ impl Mapper<'_> {
                             if let Some(value) = self.value(child, item(), 0) {
                                 self.insert(
                                     &mut table,
-                                    child.name().value().to_string(),
+                                    child.name().value().into(),
                                     span_of(child.name().span()),
                                     value,
                                 );
@@ -259,7 +260,7 @@ impl Mapper<'_> {
                 for prop in node.entries().iter().filter(|e| e.name().is_some()) {
                     let Some(key) = prop.name() else { continue };
                     if let Some(value) = self.scalar(prop) {
-                        self.insert(&mut table, key.value().to_string(), span_of(key.span()), value);
+                        self.insert(&mut table, key.value().into(), span_of(key.span()), value);
                     }
                 }
                 Some(Node::new(table.into(), span))
@@ -270,8 +271,8 @@ impl Mapper<'_> {
     fn scalar(&mut self, entry: &KdlEntry) -> Option<Node> {
         let span = span_of(entry.span());
         let value = match entry.value() {
-            KdlValue::String(text) => Value::Str(text.as_str().into()),
-            KdlValue::Integer(number) => match i64::try_from(*number) {
+            Scalar::String(text) => Value::Str(text.clone()),
+            Scalar::Integer(number) => match i64::try_from(*number) {
                 Ok(number) => Value::Int(number),
                 Err(_) => {
                     self.error(
@@ -283,9 +284,9 @@ impl Mapper<'_> {
                     return None;
                 }
             },
-            KdlValue::Float(number) => Value::Float(*number),
-            KdlValue::Bool(flag) => Value::Bool(*flag),
-            KdlValue::Null => {
+            Scalar::Float(number) => Value::Float(*number),
+            Scalar::Bool(flag) => Value::Bool(*flag),
+            Scalar::Null => {
                 self.error(span, "#null is not a manifest value".to_string(), "null", "leave the field out instead");
                 return None;
             }
@@ -325,12 +326,12 @@ impl Mapper<'_> {
         let mut table = Table::default();
         for prop in node.entries().iter().filter(|e| e.name().is_some()) {
             if let (Some(key), Some(value)) = (prop.name(), self.scalar(prop)) {
-                self.insert(&mut table, key.value().to_string(), span_of(key.span()), value);
+                self.insert(&mut table, key.value().into(), span_of(key.span()), value);
             }
         }
         for child in children {
             let value = self.generic(child);
-            self.insert(&mut table, child.name().value().to_string(), span_of(child.name().span()), value);
+            self.insert(&mut table, child.name().value().into(), span_of(child.name().span()), value);
         }
         Node::new(table.into(), span)
     }
