@@ -150,7 +150,8 @@ impl Digested {
 pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     let root = &manifest.project.root;
     let mut files = Files::default();
-    let mut steps: Vec<Step> = Vec::new();
+    // At most a bundle and a full-build image per environment, its deployment, and the plain images.
+    let mut steps: Vec<Step> = Vec::with_capacity(3 * manifest.environments.len() + manifest.images.len());
 
     // Code: one selection per distinct include/exclude pair, over one walk of root_dir, digested once.
     let envs: Vec<&Environment> = manifest.environments.values().collect();
@@ -238,8 +239,8 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     for node in order {
         let index = node.index();
         let env = envs[index];
-        let image_step = image_step_id(env);
-        let bundle_step = (env.code.copy_style == CopyStyle::Fast).then(|| format!("bundle:{}", env.name));
+        let image_step = steps[image_at[index]].id.clone();
+        let bundle_step = bundle_at[index].map(|at| steps[at].id.clone());
         let mut hasher = VersionHasher::new();
         hasher.push(specs[index].take().unwrap_or_else(|| deploy_spec(&manifest.project.name, env)));
         let mut needs = vec![image_step.clone()];
@@ -249,9 +250,9 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
         let mut dependencies: Vec<&str> = env.dependencies().collect();
         dependencies.sort_unstable();
         dependencies.dedup();
-        needs.extend(dependencies.iter().map(|d| format!("deploy:{d}")));
         // Every dependency was deployed earlier in this topological order.
         needs_at.extend(dependencies.iter().map(|d| deploy_at[nodes[d].index()]));
+        needs.extend(needs_at[needs.len()..].iter().map(|&at| steps[at].id.clone()));
         for (need, &at) in needs.iter().zip(&needs_at) {
             hasher.raw(need, steps[at].digest.clone(), String::new());
         }
