@@ -329,7 +329,7 @@ impl<T: Decode + Send> Decode for Keyed<T> {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         const PER_THREAD: usize = 1000;
         let table = cx.table(node)?;
-        let threads = crate::threads_for(table.entries.len(), PER_THREAD);
+        let threads = crate::parts::threads_for(table.entries.len(), PER_THREAD);
         decode_in_parts(&table.entries, cx, threads).map(|entries| Keyed { entries })
     }
     fn shape() -> Shape {
@@ -347,21 +347,11 @@ fn decode_in_parts<T: Decode + Send>(entries: &[Entry], cx: &mut Cx, threads: us
     if threads <= 1 {
         return decode_keyed(entries, cx);
     }
-    let chunk = entries.len().div_ceil(threads).max(1);
     let at: &Cx = cx;
-    let decode_part = |part: &[Entry]| {
+    let parts = crate::parts::map_parts(entries, threads, |part| {
         let mut diags = Vec::new();
-        let decoded = decode_keyed(part, &mut at.fork(&mut diags));
+        let decoded = decode_keyed::<T>(part, &mut at.fork(&mut diags));
         (diags, decoded)
-    };
-    let parts: Vec<(Vec<Diagnostic>, Option<KeyedEntries<T>>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = entries.chunks(chunk).map(|part| scope.spawn(move || decode_part(part))).collect();
-        // Decoding only reads the tree; should a thread fail all the same, its part is redone here.
-        workers
-            .into_iter()
-            .zip(entries.chunks(chunk))
-            .map(|(w, part)| w.join().unwrap_or_else(|_| decode_part(part)))
-            .collect()
     });
     let mut decoded = Vec::with_capacity(entries.len());
     let mut ok = true;

@@ -581,49 +581,22 @@ mod tests {
     /// where a reader of a subset could go wrong.
     #[test]
     fn the_fast_reader_never_disagrees_with_the_kdl_crate() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut texts = Vec::new();
-        for dir in ["examples", "tests/broken"] {
-            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
-                if entry.path().extension().is_some_and(|e| e == "kdl")
-                    && let Ok(text) = std::fs::read_to_string(entry.path())
-                {
-                    texts.push(text);
-                }
-            }
-        }
+        let texts = super::super::mutations::repository_texts("kdl");
         assert!(texts.len() >= 20, "found only {} KDL files", texts.len());
         let inserts = ['"', '{', '}', ';', '\\', '/', '*', '#', '=', ' ', '\n', '-', '.', '0', 'e', '(', 'é'];
         let (mut checked, mut accepted) = (0usize, 0usize);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for text in &texts {
-            let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-            let mut variants = vec![text.clone()];
-            for _ in 0..50 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let at = boundaries[(seed as usize) % boundaries.len().max(1)];
-                let next = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-                let insert = inserts[(seed >> 32) as usize % inserts.len()];
-                variants.push(match seed % 3 {
-                    0 => format!("{}{}", &text[..at], &text[next..]),
-                    1 => format!("{}{insert}{}", &text[..at], &text[at..]),
-                    _ => format!("{}{}", &text[..next], &text[at..]),
-                });
+        let variants = super::super::mutations::mutations(&texts, &inserts, 50);
+        for variant in variants {
+            // As in the front end, the nesting guard runs first: the kdl crate recurses.
+            if super::super::nesting::check(&variant, super::super::nesting::Syntax::Kdl).is_err() {
+                continue;
             }
-            for variant in variants {
-                // As in the front end, the nesting guard runs first: the kdl crate recurses.
-                if super::super::nesting::check(&variant, super::super::nesting::Syntax::Kdl).is_err() {
-                    continue;
-                }
-                checked += 1;
-                let Some(fast) = parse(&variant) else { continue };
-                accepted += 1;
-                let full = KdlDocument::parse_v2(&variant)
-                    .unwrap_or_else(|e| panic!("the fast reader accepted what kdl refuses ({e:?}):\n{variant}"));
-                assert_eq!(fast, Document::from(&full), "the readers disagree on:\n{variant}");
-            }
+            checked += 1;
+            let Some(fast) = parse(&variant) else { continue };
+            accepted += 1;
+            let full = KdlDocument::parse_v2(&variant)
+                .unwrap_or_else(|e| panic!("the fast reader accepted what kdl refuses ({e:?}):\n{variant}"));
+            assert_eq!(fast, Document::from(&full), "the readers disagree on:\n{variant}");
         }
         assert!(accepted > texts.len(), "the fast reader accepted only {accepted} of {checked} texts");
     }

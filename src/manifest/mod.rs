@@ -9,6 +9,8 @@ pub mod diagnostic;
 pub mod kdl_fast;
 pub mod kdl_front;
 pub mod model;
+#[cfg(test)]
+mod mutations;
 pub mod nesting;
 pub mod origin;
 pub mod overlay;

@@ -539,6 +539,7 @@ fn is_control(byte: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mutations;
     use super::super::nesting::{self, Syntax};
     use super::super::toml_front::parse_with_crate;
     use super::*;
@@ -634,49 +635,23 @@ mod tests {
     #[test]
     fn the_fast_reader_never_disagrees_with_the_toml_crate() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut texts = Vec::new();
-        for dir in ["examples", "tests/broken"] {
-            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
-                if entry.path().extension().is_some_and(|e| e == "toml")
-                    && let Ok(text) = std::fs::read_to_string(entry.path())
-                {
-                    texts.push(text);
-                }
-            }
-        }
+        let mut texts = mutations::repository_texts("toml");
         texts.push(std::fs::read_to_string(root.join("flyte.toml.example")).expect("flyte.toml.example"));
         assert!(texts.len() >= 20, "found only {} TOML files", texts.len());
         let inserts = ['"', '\'', '[', ']', '{', '}', '=', ',', '.', '#', '\\', ' ', '\n', '-', '0', 'e', '\r', 'é'];
         let (mut checked, mut accepted) = (0usize, 0usize);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for text in &texts {
-            let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-            let mut variants = vec![text.clone()];
-            for _ in 0..60 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let at = boundaries[(seed as usize) % boundaries.len().max(1)];
-                let next = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-                let insert = inserts[(seed >> 32) as usize % inserts.len()];
-                variants.push(match seed % 3 {
-                    0 => format!("{}{}", &text[..at], &text[next..]),
-                    1 => format!("{}{insert}{}", &text[..at], &text[at..]),
-                    _ => format!("{}{}", &text[..next], &text[at..]),
-                });
+        let variants = mutations::mutations(&texts, &inserts, 60);
+        for variant in variants {
+            // As in the front end, the nesting guard runs first: the toml crate recurses.
+            if nesting::check(&variant, Syntax::Toml).is_err() {
+                continue;
             }
-            for variant in variants {
-                // As in the front end, the nesting guard runs first: the toml crate recurses.
-                if nesting::check(&variant, Syntax::Toml).is_err() {
-                    continue;
-                }
-                checked += 1;
-                let Some(fast) = parse(&variant) else { continue };
-                accepted += 1;
-                let slow = slow(&variant)
-                    .unwrap_or_else(|| panic!("the fast reader accepted what the toml crate refuses:\n{variant}"));
-                assert_eq!(fast, slow, "the readers disagree on:\n{variant}");
-            }
+            checked += 1;
+            let Some(fast) = parse(&variant) else { continue };
+            accepted += 1;
+            let slow = slow(&variant)
+                .unwrap_or_else(|| panic!("the fast reader accepted what the toml crate refuses:\n{variant}"));
+            assert_eq!(fast, slow, "the readers disagree on:\n{variant}");
         }
         assert!(accepted > texts.len(), "the fast reader accepted only {accepted} of {checked} texts");
     }

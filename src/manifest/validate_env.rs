@@ -3,6 +3,7 @@
 //! cycles in `validate_graph`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use globset::Glob;
 
@@ -31,7 +32,7 @@ pub fn environments(
 ) -> BTreeMap<String, Environment> {
     const PER_THREAD: usize = 1000;
     let envs = raw.environments.as_ref().map_or(0, |e| e.entries.len());
-    let threads = crate::threads_for(envs, PER_THREAD);
+    let threads = crate::parts::threads_for(envs, PER_THREAD);
     environments_on(checker, raw, project, domain, images, threads)
 }
 
@@ -57,42 +58,8 @@ fn environments_on(
     let cx = Context { project, domain, image_names: &image_names, disabled: &disabled };
     let mut out = BTreeMap::new();
     let mut edges: Vec<(&str, Spanned<String>)> = Vec::new();
-    let chunk = declared.entries.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<Part> = if threads <= 1 {
-        vec![check_part(checker, &mut index.clone(), &cx, &declared.entries)]
-    } else {
-        let root = &checker.root;
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = declared
-                .entries
-                .chunks(chunk)
-                .map(|part| {
-                    let (cx, mut index) = (&cx, index.clone());
-                    scope.spawn(move || {
-                        let mut diags = Vec::new();
-                        let mut checker = Checker { diags: &mut diags, root: root.clone() };
-                        let mut checked = check_part(&mut checker, &mut index, cx, part);
-                        checked.diags = diags;
-                        checked
-                    })
-                })
-                .collect();
-            // Checking only reads the manifest; should a thread fail all the same, its part is redone here.
-            workers
-                .into_iter()
-                .zip(declared.entries.chunks(chunk))
-                .map(|(worker, part)| {
-                    worker.join().unwrap_or_else(|_| {
-                        let mut diags = Vec::new();
-                        let mut checker = Checker { diags: &mut diags, root: root.clone() };
-                        let mut checked = check_part(&mut checker, &mut index.clone(), &cx, part);
-                        checked.diags = diags;
-                        checked
-                    })
-                })
-                .collect()
-        })
-    };
+    let root = checker.root.as_path();
+    let parts = crate::parts::map_parts(&declared.entries, threads, |part| check_part(root, &index, &cx, part));
     for part in parts {
         checker.diags.extend(part.diags);
         out.extend(part.environments);
@@ -112,19 +79,17 @@ struct Context<'a> {
 
 /// The result of checking some of the environments, in declaration order.
 struct Part<'a> {
-    /// Filled by the caller when the part was checked with a checker of its own.
     diags: Vec<Diagnostic>,
     environments: Vec<(String, Environment)>,
     edges: Vec<(&'a str, Spanned<String>)>,
 }
 
-fn check_part<'a>(
-    checker: &mut Checker,
-    index: &mut Index,
-    cx: &Context,
-    part: &'a [(Spanned<String>, RawEnvironment)],
-) -> Part<'a> {
+/// Checks `part` of the declared environments with a checker and an index (its glob cache) of its own.
+fn check_part<'a>(root: &Path, index: &Index, cx: &Context, part: &'a [(Spanned<String>, RawEnvironment)]) -> Part<'a> {
     let Context { project, domain, image_names, disabled } = *cx;
+    let mut diags = Vec::new();
+    let mut checker = Checker { diags: &mut diags, root: root.to_path_buf() };
+    let (checker, index) = (&mut checker, &mut index.clone());
     let mut environments = Vec::with_capacity(part.len());
     let mut edges = Vec::new();
     for (name, env) in part {
@@ -156,7 +121,7 @@ fn check_part<'a>(
         }
         environments.push((name.value.clone(), resolved));
     }
-    Part { diags: Vec::new(), environments, edges }
+    Part { diags, environments, edges }
 }
 
 /// The declared environments by name, built once: every environment may refer to any other. And the

@@ -281,25 +281,11 @@ fn deploy_spec(project: &str, env: &Environment) -> HashInput {
 /// enter a version later, as their versions), so a large plan spreads them over the machine's cores.
 fn spec_inputs(project: &str, envs: &[&Environment]) -> Vec<HashInput> {
     const PER_THREAD: usize = 500;
-    let threads = crate::threads_for(envs.len(), PER_THREAD);
-    if threads == 1 {
-        return envs.iter().map(|env| deploy_spec(project, env)).collect();
-    }
-    let chunk = envs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = envs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|env| deploy_spec(project, env)).collect::<Vec<_>>()))
-            .collect();
-        // A worker only serialises and hashes; should one panic all the same, its part is redone here.
-        workers
-            .into_iter()
-            .zip(envs.chunks(chunk))
-            .flat_map(|(worker, part)| {
-                worker.join().unwrap_or_else(|_| part.iter().map(|env| deploy_spec(project, env)).collect())
-            })
-            .collect()
-    })
+    let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
+    let parts = crate::parts::map_parts(envs, threads, |part| {
+        part.iter().map(|env| deploy_spec(project, env)).collect::<Vec<_>>()
+    });
+    parts.into_iter().flatten().collect()
 }
 
 fn step(id: String, hasher: VersionHasher, needs: Vec<String>, detail: StepDetail) -> Step {

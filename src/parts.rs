@@ -1,0 +1,61 @@
+//! Work on thousands of items spread over the machine's cores, with results as one pass gives them.
+//!
+//! A large manifest is decoded, checked and hashed environment by environment, each independent of the
+//! others: [`map_parts`] cuts the items into consecutive parts, runs each on a scoped thread and returns
+//! the parts' results in order, so joining them gives what a single pass in order gives.
+
+use std::sync::OnceLock;
+
+/// How many threads to spread `items` over, giving each at least `per_thread`: 1 for anything smaller
+/// than two such parts, so a small manifest never starts a thread. The core count is read once (on
+/// Linux it comes from cgroup files, too slow to ask for every table).
+pub fn threads_for(items: usize, per_thread: usize) -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let parts = items / per_thread.max(1);
+    if parts < 2 {
+        return 1;
+    }
+    parts.min(*CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from)))
+}
+
+/// `work` on `threads` consecutive parts of `items`, the results in the parts' order. With one thread
+/// it runs here, on the whole slice. A part whose thread panicked is done again here, so a panic is
+/// reported as it would be without threads.
+pub fn map_parts<'a, T: Sync, R: Send>(items: &'a [T], threads: usize, work: impl Fn(&'a [T]) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return vec![work(items)];
+    }
+    let chunk = items.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items.chunks(chunk).map(|part| scope.spawn(move || work(part))).collect();
+        workers
+            .into_iter()
+            .zip(items.chunks(chunk))
+            .map(|(worker, part)| worker.join().unwrap_or_else(|_| work(part)))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_come_back_in_order_and_cover_every_item() {
+        let items: Vec<u32> = (0..1003).collect();
+        for threads in [1, 2, 3, 8] {
+            let parts = map_parts(&items, threads, |part| part.to_vec());
+            assert_eq!(parts.len(), threads.min(items.len()), "{threads} threads");
+            assert_eq!(parts.concat(), items, "{threads} threads");
+        }
+        assert_eq!(map_parts(&[] as &[u32], 4, |part| part.len()), vec![0]);
+    }
+
+    #[test]
+    fn small_inputs_stay_on_one_thread() {
+        assert_eq!(threads_for(0, 500), 1);
+        assert_eq!(threads_for(999, 500), 1);
+        assert!(threads_for(100_000, 500) >= 1);
+    }
+}
