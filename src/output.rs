@@ -3,7 +3,9 @@
 
 use std::io::{IsTerminal, Write};
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceSpan, SpanContents,
+};
 use serde_json::json;
 
 use crate::cli::Format;
@@ -185,17 +187,17 @@ pub fn diagnostics_json(source: Option<&Source>, diagnostics: &[&Diagnostic]) ->
 
 /// A diagnostic joined to its source, in the form miette renders.
 #[derive(Debug)]
-struct Shown {
+struct Shown<'a> {
     message: String,
     code: &'static str,
     severity: Severity,
     help: Option<String>,
     labels: Vec<LabeledSpan>,
-    source: Option<NamedSource<String>>,
+    source: Option<Lines<'a>>,
 }
 
-impl Shown {
-    fn new(diagnostic: &Diagnostic, source: Option<&Source>) -> Shown {
+impl<'a> Shown<'a> {
+    fn new(diagnostic: &Diagnostic, source: Option<&'a Source>) -> Shown<'a> {
         let mut labels = Vec::new();
         let source = source.filter(|_| diagnostic.span.is_some());
         if let (Some(span), Some(source)) = (diagnostic.span, source) {
@@ -214,13 +216,57 @@ impl Shown {
             severity: diagnostic.severity,
             help: diagnostic.help.clone(),
             labels,
-            source: source.map(|s| {
-                NamedSource::new(s.path.display().to_string(), s.text.clone()).with_language(match s.format {
-                    crate::manifest::Format::Toml => "TOML",
-                    crate::manifest::Format::Kdl => "KDL",
-                })
-            }),
+            source: source.map(|source| Lines { source, name: source.path.display().to_string() }),
         }
+    }
+}
+
+/// The manifest as miette reads it. miette finds a span's lines by scanning its source from the
+/// start, and a report owns its source: with a copy of a 6 MB manifest per diagnostic, a thousand
+/// mistakes took half a minute to print. This hands miette only the lines around each span, found with
+/// the source's line index, and puts its answer back in the file's offsets and line numbers.
+#[derive(Debug)]
+struct Lines<'a> {
+    source: &'a Source,
+    name: String,
+}
+
+impl miette::SourceCode for Lines<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let text = self.source.text.as_str();
+        let starts = self.source.line_starts();
+        let start = span.offset().min(text.len());
+        let end = (span.offset() + span.len()).min(text.len()).max(start);
+        let line_of = |offset: usize| starts.partition_point(|&s| s <= offset) - 1;
+        // One line more than asked on each side, so the window never cuts miette's context short.
+        let first = line_of(start).saturating_sub(before + 1);
+        let past = (line_of(end) + after + 2).min(starts.len());
+        let window_start = starts[first];
+        let window = &text[window_start..starts.get(past).copied().unwrap_or(text.len())];
+        let local = SourceSpan::new((start - window_start).into(), end - start);
+        let contents = window.read_span(&local, before, after)?;
+        let language = match self.source.format {
+            crate::manifest::Format::Toml => "TOML",
+            crate::manifest::Format::Kdl => "KDL",
+        };
+        Ok(Box::new(
+            MietteSpanContents::new_named(
+                self.name.clone(),
+                contents.data(),
+                SourceSpan::new((contents.span().offset() + window_start).into(), contents.span().len()),
+                contents.line() + first,
+                contents.column(),
+                // The lines shown, which decides whether two labels share a snippet: miette's own count
+                // runs from the start of the text, which joined labels any distance apart into one.
+                contents.data().split(|&b| b == b'\n').count(),
+            )
+            .with_language(language),
+        ))
     }
 }
 
@@ -230,15 +276,15 @@ fn to_source_span(span: crate::manifest::tree::Span, source: &Source) -> SourceS
     SourceSpan::new(start.into(), end - start)
 }
 
-impl std::fmt::Display for Shown {
+impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for Shown {}
+impl std::error::Error for Shown<'_> {}
 
-impl miette::Diagnostic for Shown {
+impl miette::Diagnostic for Shown<'_> {
     fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         Some(Box::new(format!("flyte::{}", self.code)))
     }
@@ -257,5 +303,49 @@ impl miette::Diagnostic for Shown {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         (!self.labels.is_empty())
             .then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tree::Span;
+
+    fn render(source: &Source, diagnostic: &Diagnostic) -> String {
+        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+        let mut out = String::new();
+        handler.render_report(&mut out, &Shown::new(diagnostic, Some(source))).expect("renders");
+        out
+    }
+
+    /// Labels far apart get a snippet each, with the file's own line numbers; labels close together
+    /// share one.
+    #[test]
+    fn snippets_show_the_lines_around_each_label_with_their_numbers() {
+        let mut text = String::from("[environments.a]\ndepends_on = [\"b\"]\n");
+        for i in 0..10_000 {
+            text.push_str(&format!("# filler {i}\n"));
+        }
+        let far = text.len();
+        text.push_str("[environments.b]\nenabled = false\n");
+        let source = Source::new("flyte.toml", text.clone());
+        let at = |needle: &str, from: usize| {
+            let start = from + text[from..].find(needle).expect("in the text");
+            Span::new(start, start + needle.len())
+        };
+        let diagnostic = Diagnostic::error("disabled-dependency", "\"a\" depends on \"b\", which is disabled")
+            .at(at("\"b\"", 0), "disabled dependency")
+            .related(at("false", far), "disabled here");
+        let out = render(&source, &diagnostic);
+        assert!(out.contains("[flyte.toml:2:15]"), "{out}");
+        assert!(out.contains("[flyte.toml:10004:11]"), "{out}");
+        assert!(out.contains("10004 │ enabled = false"), "{out}");
+        assert!(out.lines().count() < 25, "two short snippets, not ten thousand lines:\n{out}");
+
+        let near = Diagnostic::error("duplicate", "`b` is given twice")
+            .at(at("[environments.b]", far), "here")
+            .related(at("enabled", far), "and here");
+        let out = render(&source, &near);
+        assert_eq!(out.matches("╭─[").count(), 1, "one snippet for labels on adjacent lines:\n{out}");
     }
 }

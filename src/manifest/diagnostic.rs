@@ -74,14 +74,20 @@ impl Diagnostic {
 /// The closest candidate to `word`, for "did you mean" help.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let candidates: Vec<&str> = candidates.into_iter().collect();
-    // Typos first: a few edits away, a swap of two letters counting as one ("wbe" → "web").
-    let allowed = (word.chars().count() / 3).max(1);
+    // Typos first: a few edits away, a swap of two letters counting as one ("wbe" → "web"). A
+    // candidate whose length differs by more than that is further away, so it is not measured.
+    let length = word.chars().count();
+    let allowed = (length / 3).max(1);
     let closest = candidates
         .iter()
+        .filter(|c| c.len().abs_diff(word.len()) <= 4 * allowed && c.chars().count().abs_diff(length) <= allowed)
         .map(|c| (strsim::osa_distance(word, c), *c))
         .filter(|(d, _)| *d <= allowed)
         .min_by_key(|(d, _)| *d);
+    // Then names that look alike; not among thousands (every environment of a large project), where
+    // measuring each against every unknown name took seconds.
     closest.map(|(_, c)| c).or_else(|| {
+        (candidates.len() <= SIMILAR_AMONG).then_some(())?;
         candidates
             .iter()
             .map(|c| (strsim::jaro_winkler(word, c), *c))
@@ -91,13 +97,40 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     })
 }
 
+/// The most candidates [`did_you_mean`] looks for a look-alike among (typos are looked for in any number).
+const SIMILAR_AMONG: usize = 1000;
+
 /// "did you mean `x`?" when a close candidate exists, otherwise the list of what is allowed.
 pub fn suggestion(word: &str, candidates: &[&str]) -> String {
     match did_you_mean(word, candidates.iter().copied()) {
         Some(best) => format!("did you mean `{best}`?"),
         None if candidates.is_empty() => "nothing is declared here yet".to_string(),
         None => {
-            format!("expected one of: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))
+            let shown: Vec<String> = candidates.iter().take(LISTED).map(|c| format!("`{c}`")).collect();
+            match candidates.len().checked_sub(LISTED) {
+                Some(more) if more > 0 => format!("expected one of: {} and {more} more", shown.join(", ")),
+                _ => format!("expected one of: {}", shown.join(", ")),
+            }
         }
+    }
+}
+
+/// How many candidates a "did you mean" help lists when none is close: a project of thousands of
+/// environments would otherwise print all their names under every unknown reference.
+const LISTED: usize = 12;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_of_candidates_is_cut_short() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("svc-{i:05}")).collect();
+        let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
+        let help = suggestion("ghost", &candidates);
+        assert!(help.starts_with("expected one of: `svc-00000`, `svc-00001`"), "{help}");
+        assert!(help.ends_with("`svc-00011` and 9988 more"), "{help}");
+        assert_eq!(suggestion("ghost", &["a", "b"]), "expected one of: `a`, `b`");
+        assert_eq!(suggestion("svc-0001", &candidates[..3]), "did you mean `svc-00001`?");
     }
 }

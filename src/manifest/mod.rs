@@ -59,14 +59,18 @@ impl Format {
 pub struct Source {
     /// The path as found or given, for messages.
     pub path: PathBuf,
+    /// Never changed once the source is made: the line index below is built from it on first use.
     pub text: String,
     pub format: Format,
+    /// Where each line starts, for line and column of any offset by a binary search: a large manifest
+    /// with many mistakes would otherwise be scanned from the start for each one.
+    lines: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl Source {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Source {
         let path = path.into();
-        Source { format: Format::of(&path), path, text: text.into() }
+        Source { format: Format::of(&path), path, text: text.into(), lines: std::sync::OnceLock::new() }
     }
 
     /// The folder relative paths start from.
@@ -77,13 +81,22 @@ impl Source {
         }
     }
 
-    /// 1-based line and column of a byte offset.
+    /// The byte offset where each line starts, the first being 0.
+    pub fn line_starts(&self) -> &[usize] {
+        self.lines.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1))
+                .collect()
+        })
+    }
+
+    /// 1-based line and column of a byte offset (the column counts characters).
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = &self.text.as_bytes()[..offset];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let starts = self.line_starts();
+        let line = starts.partition_point(|&start| start <= offset);
+        let line_start = starts[line - 1];
+        let column = String::from_utf8_lossy(&self.text.as_bytes()[line_start..offset]).chars().count() + 1;
         (line, column)
     }
 }
@@ -356,4 +369,24 @@ pub fn validate_all(parsed: &Parsed) -> Vec<Diagnostic> {
     };
     dedupe(&mut all);
     all
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::Source;
+
+    #[test]
+    fn line_and_column_come_from_the_index_as_from_a_scan() {
+        let text = "a = 1\r\n\n# é ü\nname = \"x\"\n\nlast";
+        let source = Source::new("flyte.toml", text);
+        for offset in 0..=text.len() + 2 {
+            let clamped = offset.min(text.len());
+            let before = &text.as_bytes()[..clamped];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+            assert_eq!(source.line_col(offset), (line, column), "offset {offset}");
+        }
+        assert_eq!(source.line_starts(), &[0, 7, 8, 16, 27, 28]);
+    }
 }
