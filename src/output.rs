@@ -159,12 +159,12 @@ pub fn diagnostics_json(source: Option<&Source>, diagnostics: &[&Diagnostic]) ->
     let items: Vec<serde_json::Value> = diagnostics
         .iter()
         .map(|d| {
-            let (line, column) = d.span.and_then(|s| place(s.start)).unzip();
+            let (line, column) = d.span.and_then(|s| place(s.start())).unzip();
             let related: Vec<serde_json::Value> = d
                 .related
                 .iter()
                 .map(|r| {
-                    let (line, column) = place(r.span.start).unzip();
+                    let (line, column) = place(r.span.start()).unzip();
                     json!({"line": line, "column": column, "label": r.label})
                 })
                 .collect();
@@ -271,8 +271,8 @@ impl miette::SourceCode for Lines<'_> {
 }
 
 fn to_source_span(span: crate::manifest::tree::Span, source: &Source) -> SourceSpan {
-    let start = span.start.min(source.text.len());
-    let end = span.end.min(source.text.len()).max(start);
+    let start = span.start().min(source.text.len());
+    let end = span.end().min(source.text.len()).max(start);
     SourceSpan::new(start.into(), end - start)
 }
 

@@ -39,8 +39,8 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
                 let mut span = span_of(diagnostic.span);
                 // Some errors come with a span from the start of the document to where kdl stopped;
                 // that start is no place to point at (it would say line 1), the stop is.
-                if span.start == 0 && text.as_bytes()[..span.end.min(text.len())].contains(&b'\n') {
-                    span = Span::new(span.end, span.end);
+                if span.start() == 0 && text.as_bytes()[..span.end().min(text.len())].contains(&b'\n') {
+                    span = Span::new(span.end(), span.end());
                 }
                 let mut out = Diagnostic::error("kdl-syntax", format!("invalid KDL: {message}"))
                     .at(span, diagnostic.label.clone().unwrap_or_else(|| message.clone()));

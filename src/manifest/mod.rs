@@ -331,7 +331,7 @@ fn check_overlays(overlays: &Node, domain: &str, declared: &[&str], diagnostics:
 pub fn dedupe(diagnostics: &mut Vec<Diagnostic>) {
     let mut seen = std::collections::HashSet::new();
     diagnostics.retain(|d| seen.insert((d.code, d.span, d.severity, d.message.clone())));
-    diagnostics.sort_by_key(|d| (d.span.map_or(0, |s| s.start), d.severity));
+    diagnostics.sort_by_key(|d| (d.span.map_or(0, |s| s.start()), d.severity));
 }
 
 /// Loads and resolves a manifest file for one domain: the whole front half of the pipeline.

@@ -9,16 +9,27 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 
-/// A byte range in the manifest text.
+/// A byte range in the manifest text. Kept in 32 bits: a manifest is at most 8 MiB, and every value of
+/// a large one carries a span or two, in the tree, the raw types and the diagnostics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Span {
-    pub start: usize,
-    pub end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
+    /// Offsets past 4 GiB (never in a manifest, which is refused past 8 MiB) are held at the limit.
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end: end.max(start) }
+        let clamp = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
+        Span { start: clamp(start), end: clamp(end.max(start)) }
+    }
+
+    pub fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    pub fn end(&self) -> usize {
+        self.end as usize
     }
 }
 
