@@ -203,7 +203,8 @@ impl<T: Decode> Decode for Option<T> {
 impl Decode for String {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {
-            Value::Str(text) => Some(text.to_string()),
+            // Not `to_string`: that goes through `Display` and a formatter, for every string of the manifest.
+            Value::Str(text) => Some(text.as_str().to_owned()),
             _ => {
                 cx.type_error(node, "a string");
                 None
@@ -370,7 +371,7 @@ fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx) -> Option<KeyedEntrie
     let mut decoded = Vec::with_capacity(entries.len());
     let mut ok = true;
     for entry in entries {
-        let key = Spanned { value: entry.key.to_string(), span: entry.key_span, overlay: entry.value.overlay };
+        let key = Spanned { value: entry.key.as_str().to_owned(), span: entry.key_span, overlay: entry.value.overlay };
         match cx.within(&entry.key, |cx| T::decode(&entry.value, cx)) {
             Some(value) => decoded.push((key, value)),
             None => ok = false,
@@ -386,7 +387,7 @@ pub struct QuantityText(pub String);
 impl Decode for QuantityText {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {
-            Value::Str(text) => Some(QuantityText(text.to_string())),
+            Value::Str(text) => Some(QuantityText(text.as_str().to_owned())),
             Value::Int(number) => Some(QuantityText(number.to_string())),
             Value::Float(number) => Some(QuantityText(number.to_string())),
             _ => {
@@ -416,7 +417,7 @@ impl Decode for PlainValue {
 fn to_json(node: &Node, cx: &mut Cx) -> Option<serde_json::Value> {
     use serde_json::Value as J;
     Some(match &node.value {
-        Value::Str(text) => J::String(text.to_string()),
+        Value::Str(text) => J::String(text.as_str().to_owned()),
         Value::Int(number) => J::from(*number),
         Value::Float(number) => match serde_json::Number::from_f64(*number) {
             Some(n) => J::Number(n),
@@ -429,7 +430,11 @@ fn to_json(node: &Node, cx: &mut Cx) -> Option<serde_json::Value> {
         Value::Datetime(text) => J::String(text.clone()),
         Value::List(items) => J::Array(items.iter().map(|i| to_json(i, cx)).collect::<Option<_>>()?),
         Value::Table(table) => J::Object(
-            table.entries.iter().map(|e| Some((e.key.to_string(), to_json(&e.value, cx)?))).collect::<Option<_>>()?,
+            table
+                .entries
+                .iter()
+                .map(|e| Some((e.key.as_str().to_owned(), to_json(&e.value, cx)?)))
+                .collect::<Option<_>>()?,
         ),
     })
 }

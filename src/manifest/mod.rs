@@ -233,7 +233,7 @@ impl Parsed {
         match list.map(|l| &l.value.value) {
             Some(Value::List(items)) => items
                 .iter()
-                .filter_map(|i| if let Value::Str(s) = &i.value { Some(s.to_string()) } else { None })
+                .filter_map(|i| if let Value::Str(s) = &i.value { Some(s.as_str().to_owned()) } else { None })
                 .collect(),
             _ => validate::DEFAULT_DOMAINS.iter().map(|d| d.to_string()).collect(),
         }
@@ -243,7 +243,7 @@ impl Parsed {
     pub fn default_domain(&self) -> Option<String> {
         let project = self.tree.as_table().and_then(|t| t.get("project")).and_then(|p| p.value.as_table());
         match project.and_then(|p| p.get("default_domain")).map(|d| &d.value.value) {
-            Some(Value::Str(domain)) => Some(domain.to_string()),
+            Some(Value::Str(domain)) => Some(domain.as_str().to_owned()),
             _ => self.declared_domains().into_iter().next(),
         }
     }
