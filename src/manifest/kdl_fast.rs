@@ -13,9 +13,9 @@
 //! `None`; the kdl crate then reads the text as before, errors and all, and its document is copied
 //! into a [`Document`]. Either way the mapper sees the same names, values and spans.
 
+use super::tree::Span;
 use compact_str::CompactString;
 use kdl::{KdlDocument, KdlValue};
-use miette::SourceSpan;
 
 /// Deeper than [`super::nesting::MAX_DEPTH`], which is checked first; only a guard.
 const MAX_DEPTH: usize = 128;
@@ -39,7 +39,7 @@ pub struct Node {
     name: Ident,
     entries: Vec<Entry>,
     children: Option<Document>,
-    span: SourceSpan,
+    span: Span,
 }
 
 impl Node {
@@ -55,7 +55,7 @@ impl Node {
         self.children.as_ref()
     }
 
-    pub fn span(&self) -> SourceSpan {
+    pub fn span(&self) -> Span {
         self.span
     }
 }
@@ -65,7 +65,7 @@ impl Node {
 pub struct Entry {
     name: Option<Ident>,
     value: Scalar,
-    span: SourceSpan,
+    span: Span,
 }
 
 /// A value as the mapper reads it: the kdl crate's values, with short strings kept inline.
@@ -99,7 +99,7 @@ impl Entry {
         &self.value
     }
 
-    pub fn span(&self) -> SourceSpan {
+    pub fn span(&self) -> Span {
         self.span
     }
 }
@@ -108,7 +108,7 @@ impl Entry {
 #[derive(Debug, PartialEq)]
 pub struct Ident {
     value: CompactString,
-    span: SourceSpan,
+    span: Span,
 }
 
 impl Ident {
@@ -116,7 +116,7 @@ impl Ident {
         &self.value
     }
 
-    pub fn span(&self) -> SourceSpan {
+    pub fn span(&self) -> Span {
         self.span
     }
 }
@@ -125,7 +125,7 @@ impl Ident {
 /// manifest field takes one.
 impl From<&KdlDocument> for Document {
     fn from(document: &KdlDocument) -> Self {
-        let ident = |i: &kdl::KdlIdentifier| Ident { value: i.value().into(), span: i.span() };
+        let ident = |i: &kdl::KdlIdentifier| Ident { value: i.value().into(), span: from_miette(i.span()) };
         let nodes = document
             .nodes()
             .iter()
@@ -134,10 +134,10 @@ impl From<&KdlDocument> for Document {
                 entries: node
                     .entries()
                     .iter()
-                    .map(|e| Entry { name: e.name().map(ident), value: e.value().into(), span: e.span() })
+                    .map(|e| Entry { name: e.name().map(ident), value: e.value().into(), span: from_miette(e.span()) })
                     .collect(),
                 children: node.children().map(Document::from),
-                span: node.span(),
+                span: from_miette(node.span()),
             })
             .collect();
         Document { nodes }
@@ -151,8 +151,12 @@ pub fn parse(text: &str) -> Option<Document> {
     Some(Document { nodes })
 }
 
-fn span(start: usize, end: usize) -> SourceSpan {
-    (start..end).into()
+fn span(start: usize, end: usize) -> Span {
+    Span::new(start, end)
+}
+
+fn from_miette(span: miette::SourceSpan) -> Span {
+    Span::new(span.offset(), span.offset() + span.len())
 }
 
 /// Reads from `pos`; every method returns `None` for what it does not know, which ends the fast path.

@@ -77,7 +77,7 @@ impl Mapper<'_> {
         let mut given: HashMap<&str, HashMap<CompactString, Span>> = HashMap::new();
         for node in nodes {
             let name = node.name().value();
-            let name_span = span_of(node.name().span());
+            let name_span = node.name().span();
             if let Some(field) = info.fields.iter().find(|f| f.kdl_each == Some(name)) {
                 self.each(node, field.name, (field.shape)(), &mut table, given.entry(field.name).or_default());
                 continue;
@@ -133,7 +133,7 @@ impl Mapper<'_> {
         table: &mut Table,
         given: &mut HashMap<CompactString, Span>,
     ) {
-        let name_span = span_of(node.name().span());
+        let name_span = node.name().span();
         let (key, item) = match unpatch(shape) {
             Shape::Map(item) => match self.entry_key(node) {
                 Some(key) => (Some(key), item),
@@ -174,17 +174,17 @@ impl Mapper<'_> {
             && entry.name().is_none()
             && let Scalar::String(key) = entry.value()
         {
-            return Some((key.clone(), span_of(entry.span())));
+            return Some((key.clone(), entry.span()));
         }
         let each = node.name().value();
         let message = format!("`{each}` needs its name as the first argument");
-        self.error(span_of(node.name().span()), message, "name missing", &format!("e.g. {each} \"name\" {{ … }}"));
+        self.error(node.name().span(), message, "name missing", &format!("e.g. {each} \"name\" {{ … }}"));
         None
     }
 
     /// The value of `node` as `shape`, ignoring its first `skip` arguments (a map entry's key).
     fn value(&mut self, node: &KdlNode, shape: Shape, skip: usize) -> Option<Node> {
-        let span = span_of(node.span());
+        let span = node.span();
         let name = node.name().value();
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).skip(skip).collect();
         let has_props = node.entries().iter().any(|e| e.name().is_some());
@@ -220,7 +220,7 @@ impl Mapper<'_> {
             shape => {
                 if !args.is_empty() {
                     self.error(
-                        span_of(args[0].span()),
+                        args[0].span(),
                         format!("`{name}` takes properties or child nodes, not arguments"),
                         "unexpected argument",
                         &format!("e.g. {name} key=\"value\" or {name} {{ key \"value\" }}"),
@@ -237,12 +237,7 @@ impl Mapper<'_> {
                         let mut table = Table::default();
                         for child in children {
                             if let Some(value) = self.value(child, item(), 0) {
-                                self.insert(
-                                    &mut table,
-                                    child.name().value().into(),
-                                    span_of(child.name().span()),
-                                    value,
-                                );
+                                self.insert(&mut table, child.name().value().into(), child.name().span(), value);
                             }
                         }
                         table
@@ -260,7 +255,7 @@ impl Mapper<'_> {
                 for prop in node.entries().iter().filter(|e| e.name().is_some()) {
                     let Some(key) = prop.name() else { continue };
                     if let Some(value) = self.scalar(prop) {
-                        self.insert(&mut table, key.value().into(), span_of(key.span()), value);
+                        self.insert(&mut table, key.value().into(), key.span(), value);
                     }
                 }
                 Some(Node::new(table.into(), span))
@@ -269,7 +264,7 @@ impl Mapper<'_> {
     }
 
     fn scalar(&mut self, entry: &KdlEntry) -> Option<Node> {
-        let span = span_of(entry.span());
+        let span = entry.span();
         let value = match entry.value() {
             Scalar::String(text) => Value::Str(text.clone()),
             Scalar::Integer(number) => match i64::try_from(*number) {
@@ -298,7 +293,7 @@ impl Mapper<'_> {
     /// input value. One argument is a scalar, several (or `- item` children) a list, properties and
     /// children a table.
     fn generic(&mut self, node: &KdlNode) -> Node {
-        let span = span_of(node.span());
+        let span = node.span();
         let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
         let children = node.children().map(|c| c.nodes()).unwrap_or_default();
         let has_props = args.len() < node.entries().len();
@@ -317,7 +312,7 @@ impl Mapper<'_> {
             let name = node.name().value();
             let message = format!("`{name}` mixes arguments with properties or child nodes");
             self.error(
-                span_of(first.span()),
+                first.span(),
                 message,
                 "argument beside a table",
                 &format!("write a table (`{name} key=1`) or plain values (`{name} \"a\" \"b\"`), not both"),
@@ -326,12 +321,12 @@ impl Mapper<'_> {
         let mut table = Table::default();
         for prop in node.entries().iter().filter(|e| e.name().is_some()) {
             if let (Some(key), Some(value)) = (prop.name(), self.scalar(prop)) {
-                self.insert(&mut table, key.value().into(), span_of(key.span()), value);
+                self.insert(&mut table, key.value().into(), key.span(), value);
             }
         }
         for child in children {
             let value = self.generic(child);
-            self.insert(&mut table, child.name().value().into(), span_of(child.name().span()), value);
+            self.insert(&mut table, child.name().value().into(), child.name().span(), value);
         }
         Node::new(table.into(), span)
     }
