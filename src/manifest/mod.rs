@@ -347,26 +347,16 @@ pub fn load(path: &Path, domain: Option<&str>) -> Result<(Parsed, model::Manifes
 }
 
 /// Validates every declared domain; the diagnostics of all of them, repeats removed. Domains are
-/// resolved side by side, each on a thread of its own: they share the parsed tree and nothing else.
+/// resolved side by side, a thread each: they share the parsed tree and nothing else.
 pub fn validate_all(parsed: &Parsed) -> Vec<Diagnostic> {
     let mut domains = parsed.declared_domains();
     if domains.is_empty() {
         domains.push(String::new());
     }
-    let resolve = |domain: &String| parsed.resolve(domain).diagnostics;
-    let mut all: Vec<Diagnostic> = if domains.len() == 1 {
-        resolve(&domains[0])
-    } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = domains.iter().map(|domain| scope.spawn(move || resolve(domain))).collect();
-            // A domain whose thread failed is resolved again here, where a panic is reported as one.
-            workers
-                .into_iter()
-                .zip(&domains)
-                .flat_map(|(w, domain)| w.join().unwrap_or_else(|_| resolve(domain)))
-                .collect()
-        })
+    let resolve = |part: &[String]| -> Vec<Diagnostic> {
+        part.iter().flat_map(|domain| parsed.resolve(domain).diagnostics).collect()
     };
+    let mut all = crate::parts::map_parts(&domains, domains.len(), resolve).concat();
     dedupe(&mut all);
     all
 }
