@@ -186,21 +186,25 @@ impl Mapper<'_> {
     fn value(&mut self, node: &KdlNode, shape: Shape, skip: usize) -> Option<Node> {
         let span = node.span();
         let name = node.name().value();
-        let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).skip(skip).collect();
+        // Counted and walked again rather than collected: this runs for every node of the manifest.
+        let args = || node.entries().iter().filter(|e| e.name().is_none()).skip(skip);
+        let (arg_count, first_arg) = (args().count(), args().next());
         let has_props = node.entries().iter().any(|e| e.name().is_some());
         let children = node.children().map(|c| c.nodes()).unwrap_or_default();
         match unpatch(shape) {
             Shape::Str | Shape::Int | Shape::Float | Shape::Bool | Shape::Keyword(_) | Shape::Quantity => {
-                if args.len() != 1 || has_props || !children.is_empty() {
-                    self.error(
-                        span,
-                        format!("`{name}` takes exactly one value"),
-                        "one value expected",
-                        &format!("e.g. {name} \"value\""),
-                    );
-                    return None;
+                match first_arg {
+                    Some(only) if arg_count == 1 && !has_props && children.is_empty() => self.scalar(only),
+                    _ => {
+                        self.error(
+                            span,
+                            format!("`{name}` takes exactly one value"),
+                            "one value expected",
+                            &format!("e.g. {name} \"value\""),
+                        );
+                        None
+                    }
                 }
-                self.scalar(args[0])
             }
             Shape::List(item) if !matches!(unpatch(item()), Shape::Struct(_)) => {
                 if has_props || !children.is_empty() {
@@ -212,15 +216,19 @@ impl Mapper<'_> {
                     );
                     return None;
                 }
-                let items = args.into_iter().map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
+                let items = args().map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
                 Some(Node::new(Value::List(items), span))
             }
-            Shape::BoolOr(_) if args.len() == 1 && !has_props && children.is_empty() => self.scalar(args[0]),
+            Shape::BoolOr(_)
+                if let Some(only) = first_arg.filter(|_| arg_count == 1 && !has_props && children.is_empty()) =>
+            {
+                self.scalar(only)
+            }
             Shape::Any => Some(self.generic(node)),
             shape => {
-                if !args.is_empty() {
+                if let Some(first) = first_arg {
                     self.error(
-                        args[0].span(),
+                        first.span(),
                         format!("`{name}` takes properties or child nodes, not arguments"),
                         "unexpected argument",
                         &format!("e.g. {name} key=\"value\" or {name} {{ key \"value\" }}"),
