@@ -115,9 +115,9 @@ pub fn suggestion(word: &str, candidates: &[&str]) -> String {
     }
 }
 
-/// How many candidates a "did you mean" help lists when none is close: a project of thousands of
-/// environments would otherwise print all their names under every unknown reference.
-const LISTED: usize = 12;
+/// How many candidates a "did you mean" help lists when none is close: every field of the largest
+/// table (20), but not the names of thousands of environments under every unknown reference.
+const LISTED: usize = 30;
 
 #[cfg(test)]
 mod tests {
@@ -129,7 +129,7 @@ mod tests {
         let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
         let help = suggestion("ghost", &candidates);
         assert!(help.starts_with("expected one of: `svc-00000`, `svc-00001`"), "{help}");
-        assert!(help.ends_with("`svc-00011` and 9988 more"), "{help}");
+        assert!(help.ends_with("`svc-00029` and 9970 more"), "{help}");
         assert_eq!(suggestion("ghost", &["a", "b"]), "expected one of: `a`, `b`");
         assert_eq!(suggestion("svc-0001", &candidates[..3]), "did you mean `svc-00001`?");
     }
