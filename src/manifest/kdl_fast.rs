@@ -30,6 +30,10 @@ impl Document {
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
+
+    pub fn into_nodes(self) -> Vec<Node> {
+        self.nodes
+    }
 }
 
 /// A node: its name, arguments and properties, child block, and the text from its name to the
@@ -57,6 +61,11 @@ impl Node {
 
     pub fn span(&self) -> Span {
         self.span
+    }
+
+    /// The name, the entries, the child nodes (none without a block) and the span, taken apart.
+    pub fn into_parts(self) -> (Ident, Vec<Entry>, Vec<Node>, Span) {
+        (self.name, self.entries, self.children.map_or_else(Vec::new, Document::into_nodes), self.span)
     }
 }
 
@@ -102,6 +111,10 @@ impl Entry {
     pub fn span(&self) -> Span {
         self.span
     }
+
+    pub fn into_parts(self) -> (Option<Ident>, Scalar, Span) {
+        (self.name, self.value, self.span)
+    }
 }
 
 /// A node name or a property key, as text; quotes are part of its span.
@@ -118,6 +131,10 @@ impl Ident {
 
     pub fn span(&self) -> Span {
         self.span
+    }
+
+    pub fn into_value(self) -> CompactString {
+        self.value
     }
 }
 

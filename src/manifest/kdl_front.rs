@@ -53,7 +53,7 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         }
     };
     let before = diags.len();
-    let table = Mapper { diags }.children(document.nodes(), &RawManifest::INFO);
+    let table = Mapper { diags }.children(document.into_nodes(), &RawManifest::INFO);
     (diags.len() == before).then(|| Node::new(table.into(), Span::new(0, text.len())))
 }
 
@@ -70,37 +70,40 @@ impl Mapper<'_> {
         self.diags.push(Diagnostic::error("kdl-shape", message).at(span, label).help(help));
     }
 
-    /// The child nodes of a struct's node, as the struct's table.
-    fn children(&mut self, nodes: &[KdlNode], info: &StructInfo) -> Table {
+    /// The child nodes of a struct's node, as the struct's table. Nodes are taken apart as they are
+    /// mapped, so a large document is freed while the tree grows instead of after it.
+    fn children(&mut self, nodes: Vec<KdlNode>, info: &StructInfo) -> Table {
         let mut table = Table::default();
         // The keys given so far in each map of `kdl_each` entries: a map may hold thousands.
         let mut given: HashMap<&str, HashMap<CompactString, Span>> = HashMap::new();
         for node in nodes {
             let name = node.name().value();
-            let name_span = node.name().span();
             if let Some(field) = info.fields.iter().find(|f| f.kdl_each == Some(name)) {
                 self.each(node, field.name, (field.shape)(), &mut table, given.entry(field.name).or_default());
                 continue;
             }
-            let value = match info.field(name) {
+            let field = info.field(name);
+            let (name, entries, children, span) = node.into_parts();
+            let value = match field {
                 Some(field) => {
                     if let Some(each) = field.kdl_each {
                         let message = format!("write each entry of `{}` as its own `{each}` node", field.name);
                         self.error(
-                            name_span,
+                            name.span(),
                             message,
                             "not a KDL node name here",
                             &format!("e.g. {each} \"name\" {{ … }}"),
                         );
                         continue;
                     }
-                    self.value(node, (field.shape)(), 0)
+                    self.value(name.value(), entries, children, span, (field.shape)(), 0)
                 }
                 // Kept as it is, so decoding reports it as unknown with a "did you mean".
-                None => Some(self.generic(node)),
+                None => Some(self.generic(name.value(), entries, children, span)),
             };
             let Some(value) = value else { continue };
-            self.insert(&mut table, name.into(), name_span, value);
+            let name_span = name.span();
+            self.insert(&mut table, name.into_value(), name_span, value);
         }
         table
     }
@@ -127,7 +130,7 @@ impl Mapper<'_> {
     /// `given` holds the map's keys so far, where each was given.
     fn each(
         &mut self,
-        node: &KdlNode,
+        node: KdlNode,
         field: &str,
         shape: Shape,
         table: &mut Table,
@@ -135,14 +138,17 @@ impl Mapper<'_> {
     ) {
         let name_span = node.name().span();
         let (key, item) = match unpatch(shape) {
-            Shape::Map(item) => match self.entry_key(node) {
+            Shape::Map(item) => match self.entry_key(&node) {
                 Some(key) => (Some(key), item),
                 None => return,
             },
             Shape::List(item) => (None, item),
             _ => return,
         };
-        let Some(value) = self.value(node, item(), usize::from(key.is_some())) else { return };
+        let (name, entries, children, span) = node.into_parts();
+        let Some(value) = self.value(name.value(), entries, children, span, item(), usize::from(key.is_some())) else {
+            return;
+        };
         let index = match table.entries.iter().position(|e| e.key == field) {
             Some(index) => index,
             None => {
@@ -182,29 +188,34 @@ impl Mapper<'_> {
         None
     }
 
-    /// The value of `node` as `shape`, ignoring its first `skip` arguments (a map entry's key).
-    fn value(&mut self, node: &KdlNode, shape: Shape, skip: usize) -> Option<Node> {
-        let span = node.span();
-        let name = node.name().value();
-        // Counted and walked again rather than collected: this runs for every node of the manifest.
-        let args = || node.entries().iter().filter(|e| e.name().is_none()).skip(skip);
-        let (arg_count, first_arg) = (args().count(), args().next());
-        let has_props = node.entries().iter().any(|e| e.name().is_some());
-        let children = node.children().map(|c| c.nodes()).unwrap_or_default();
+    /// The value of the node `name` (its `entries`, `children` and `span`) as `shape`, ignoring its
+    /// first `skip` arguments (a map entry's key).
+    fn value(
+        &mut self,
+        name: &str,
+        entries: Vec<KdlEntry>,
+        children: Vec<KdlNode>,
+        span: Span,
+        shape: Shape,
+        skip: usize,
+    ) -> Option<Node> {
+        // Counted by reference, then consumed once: this runs for every node of the manifest.
+        let arg_count = entries.iter().filter(|e| e.name().is_none()).count().saturating_sub(skip);
+        let first_arg_span = entries.iter().filter(|e| e.name().is_none()).nth(skip).map(KdlEntry::span);
+        let has_props = entries.iter().any(|e| e.name().is_some());
+        let args = |entries: Vec<KdlEntry>| entries.into_iter().filter(|e| e.name().is_none()).skip(skip);
         match unpatch(shape) {
             Shape::Str | Shape::Int | Shape::Float | Shape::Bool | Shape::Keyword(_) | Shape::Quantity => {
-                match first_arg {
-                    Some(only) if arg_count == 1 && !has_props && children.is_empty() => self.scalar(only),
-                    _ => {
-                        self.error(
-                            span,
-                            format!("`{name}` takes exactly one value"),
-                            "one value expected",
-                            &format!("e.g. {name} \"value\""),
-                        );
-                        None
-                    }
+                if arg_count != 1 || has_props || !children.is_empty() {
+                    self.error(
+                        span,
+                        format!("`{name}` takes exactly one value"),
+                        "one value expected",
+                        &format!("e.g. {name} \"value\""),
+                    );
+                    return None;
                 }
+                args(entries).next().and_then(|only| self.scalar(only))
             }
             Shape::List(item) if !matches!(unpatch(item()), Shape::Struct(_)) => {
                 if has_props || !children.is_empty() {
@@ -216,19 +227,17 @@ impl Mapper<'_> {
                     );
                     return None;
                 }
-                let items = args().map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
+                let items = args(entries).map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
                 Some(Node::new(Value::List(items), span))
             }
-            Shape::BoolOr(_)
-                if let Some(only) = first_arg.filter(|_| arg_count == 1 && !has_props && children.is_empty()) =>
-            {
-                self.scalar(only)
+            Shape::BoolOr(_) if arg_count == 1 && !has_props && children.is_empty() => {
+                args(entries).next().and_then(|only| self.scalar(only))
             }
-            Shape::Any => Some(self.generic(node)),
+            Shape::Any => Some(self.generic(name, entries, children, span)),
             shape => {
-                if let Some(first) = first_arg {
+                if let Some(first) = first_arg_span {
                     self.error(
-                        first.span(),
+                        first,
                         format!("`{name}` takes properties or child nodes, not arguments"),
                         "unexpected argument",
                         &format!("e.g. {name} key=\"value\" or {name} {{ key \"value\" }}"),
@@ -244,8 +253,10 @@ impl Mapper<'_> {
                     Shape::Map(item) => {
                         let mut table = Table::default();
                         for child in children {
-                            if let Some(value) = self.value(child, item(), 0) {
-                                self.insert(&mut table, child.name().value().into(), child.name().span(), value);
+                            let (key, entries, children, span) = child.into_parts();
+                            if let Some(value) = self.value(key.value(), entries, children, span, item(), 0) {
+                                let key_span = key.span();
+                                self.insert(&mut table, key.into_value(), key_span, value);
                             }
                         }
                         table
@@ -260,22 +271,32 @@ impl Mapper<'_> {
                         return None;
                     }
                 };
-                for prop in node.entries().iter().filter(|e| e.name().is_some()) {
-                    let Some(key) = prop.name() else { continue };
-                    if let Some(value) = self.scalar(prop) {
-                        self.insert(&mut table, key.value().into(), key.span(), value);
-                    }
-                }
+                self.properties(&mut table, entries);
                 Some(Node::new(table.into(), span))
             }
         }
     }
 
-    fn scalar(&mut self, entry: &KdlEntry) -> Option<Node> {
-        let span = entry.span();
-        let value = match entry.value() {
-            Scalar::String(text) => Value::Str(text.clone()),
-            Scalar::Integer(number) => match i64::try_from(*number) {
+    /// The properties among `entries` (`key=value`), into `table`.
+    fn properties(&mut self, table: &mut Table, entries: Vec<KdlEntry>) {
+        for prop in entries {
+            let (Some(key), value, span) = prop.into_parts() else { continue };
+            if let Some(value) = self.scalar_value(value, span) {
+                let key_span = key.span();
+                self.insert(table, key.into_value(), key_span, value);
+            }
+        }
+    }
+
+    fn scalar(&mut self, entry: KdlEntry) -> Option<Node> {
+        let (_, value, span) = entry.into_parts();
+        self.scalar_value(value, span)
+    }
+
+    fn scalar_value(&mut self, value: Scalar, span: Span) -> Option<Node> {
+        let value = match value {
+            Scalar::String(text) => Value::Str(text),
+            Scalar::Integer(number) => match i64::try_from(number) {
                 Ok(number) => Value::Int(number),
                 Err(_) => {
                     self.error(
@@ -287,8 +308,8 @@ impl Mapper<'_> {
                     return None;
                 }
             },
-            Scalar::Float(number) => Value::Float(*number),
-            Scalar::Bool(flag) => Value::Bool(*flag),
+            Scalar::Float(number) => Value::Float(number),
+            Scalar::Bool(flag) => Value::Bool(flag),
             Scalar::Null => {
                 self.error(span, "#null is not a manifest value".to_string(), "null", "leave the field out instead");
                 return None;
@@ -300,41 +321,46 @@ impl Mapper<'_> {
     /// A node mapped without a schema shape: a field decoding will report as unknown, or a free-form
     /// input value. One argument is a scalar, several (or `- item` children) a list, properties and
     /// children a table.
-    fn generic(&mut self, node: &KdlNode) -> Node {
-        let span = node.span();
-        let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
-        let children = node.children().map(|c| c.nodes()).unwrap_or_default();
-        let has_props = args.len() < node.entries().len();
+    fn generic(&mut self, name: &str, entries: Vec<KdlEntry>, children: Vec<KdlNode>, span: Span) -> Node {
+        let arg_count = entries.iter().filter(|e| e.name().is_none()).count();
+        let first_arg_span = entries.iter().find(|e| e.name().is_none()).map(KdlEntry::span);
+        let has_props = arg_count < entries.len();
         if !has_props && children.is_empty() {
-            if let [only] = args.as_slice() {
-                return self.scalar(only).unwrap_or_else(|| Node::new(Table::default().into(), span));
+            if arg_count == 1 {
+                let only = entries.into_iter().next();
+                return only
+                    .and_then(|only| self.scalar(only))
+                    .unwrap_or_else(|| Node::new(Table::default().into(), span));
             }
-            let items = args.into_iter().filter_map(|a| self.scalar(a)).collect();
+            let items = entries.into_iter().filter_map(|a| self.scalar(a)).collect();
             return Node::new(Value::List(items), span);
         }
-        if args.is_empty() && !has_props && children.iter().all(|c| c.name().value() == "-") {
-            let items = children.iter().map(|c| self.generic(c)).collect();
+        if arg_count == 0 && !has_props && children.iter().all(|c| c.name().value() == "-") {
+            let items = children
+                .into_iter()
+                .map(|c| {
+                    let (name, entries, children, span) = c.into_parts();
+                    self.generic(name.value(), entries, children, span)
+                })
+                .collect();
             return Node::new(Value::List(items), span);
         }
-        if let Some(first) = args.first() {
-            let name = node.name().value();
+        if let Some(first) = first_arg_span {
             let message = format!("`{name}` mixes arguments with properties or child nodes");
             self.error(
-                first.span(),
+                first,
                 message,
                 "argument beside a table",
                 &format!("write a table (`{name} key=1`) or plain values (`{name} \"a\" \"b\"`), not both"),
             );
         }
         let mut table = Table::default();
-        for prop in node.entries().iter().filter(|e| e.name().is_some()) {
-            if let (Some(key), Some(value)) = (prop.name(), self.scalar(prop)) {
-                self.insert(&mut table, key.value().into(), key.span(), value);
-            }
-        }
+        self.properties(&mut table, entries);
         for child in children {
-            let value = self.generic(child);
-            self.insert(&mut table, child.name().value().into(), child.name().span(), value);
+            let (key, entries, children, span) = child.into_parts();
+            let value = self.generic(key.value(), entries, children, span);
+            let key_span = key.span();
+            self.insert(&mut table, key.into_value(), key_span, value);
         }
         Node::new(table.into(), span)
     }
