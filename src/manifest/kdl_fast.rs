@@ -27,6 +27,8 @@ pub struct Document {
 }
 
 impl Document {
+    /// The mapper takes documents apart ([`Self::into_nodes`]); tests read them in place.
+    #[cfg(test)]
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
@@ -55,6 +57,8 @@ impl Node {
         &self.entries
     }
 
+    /// The mapper takes documents apart ([`Self::into_parts`]); tests read them in place.
+    #[cfg(test)]
     pub fn children(&self) -> Option<&Document> {
         self.children.as_ref()
     }
