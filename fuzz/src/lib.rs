@@ -60,9 +60,16 @@ fn report_json(source: Option<&Source>, diagnostics: &[manifest::diagnostic::Dia
 
 /// Whenever the fast TOML reader takes a text, the toml crate takes it too and gives the same tree,
 /// spans included (the unit test checks this on the repository's files; the fuzzer on everything).
+/// Read in parts, as large manifests are, it gives the same tree or declines.
 fn fast_toml_agrees(text: &str) {
     use flyte::manifest::{nesting, toml_fast, toml_front};
-    let Some(fast) = toml_fast::parse(text) else { return };
+    let fast = toml_fast::parse(text);
+    for parts in [2, 3] {
+        if let Some(in_parts) = toml_fast::parse_in_parts(text, parts) {
+            assert_eq!(Some(&in_parts), fast.as_ref(), "the TOML read in {parts} parts differs from one pass");
+        }
+    }
+    let Some(fast) = fast else { return };
     assert!(nesting::check(text, nesting::Syntax::Toml).is_ok(), "the fast reader took text nested too deeply");
     let slow = toml_front::parse_with_crate(text, &mut Vec::new());
     assert_eq!(Some(fast), slow, "the fast TOML reader and the toml crate disagree");

@@ -30,24 +30,86 @@ const MAX_INLINE_KEYS: usize = 64;
 /// Tables with more entries than this keep an index of their keys.
 const INDEX_FROM: usize = 8;
 
-/// Reads `text` when it is in the subset; `None` otherwise (the caller then uses the `toml` crate).
+/// Text given to each thread when a large manifest is read in parts.
+const BYTES_PER_PART: usize = 256 * 1024;
+
+/// Reads `text` when it is in the subset; `None` otherwise (the caller then uses the `toml` crate). A
+/// large text is read in parts on the machine's cores (see [`parse_in_parts`]).
 pub fn parse(text: &str) -> Option<Node> {
-    let mut reader = Reader {
-        text,
-        bytes: text.as_bytes(),
-        at: 0,
-        tables: vec![ArenaTable::new(Span::default())],
-        lists: Vec::new(),
-    };
+    let parts = crate::parts::threads_for(text.len(), BYTES_PER_PART);
+    if parts > 1
+        && let Some(tree) = parse_in_parts(text, parts)
+    {
+        return Some(tree);
+    }
+    let mut reader = Reader::new(text, 0, text.len());
     reader.document()?;
-    let root = reader.build(0);
-    Some(Node::new(root.into(), Span::default()))
+    Some(reader.finish())
+}
+
+/// Reads `text` in up to `parts` consecutive parts side by side, each starting at a header line, then
+/// joins them as reading on would have: each later part's tables are laid into the tables read before
+/// it, with the reader's own rules (a table defined twice, a header through a value, an array of
+/// tables mixed with a table: all declined). A part must read to its very end, so a cut that falls
+/// inside an array spanning lines fails that part. `None` when any part fails or no cut is found:
+/// the caller then reads the text in one pass, which gives the same tree or declines the same text
+/// (a test holds the two equal on every manifest in the repository, cut at every header line).
+pub fn parse_in_parts(text: &str, parts: usize) -> Option<Node> {
+    let mut ends: Vec<usize> = Vec::with_capacity(parts);
+    for part in 1..parts {
+        let from = (text.len() / parts * part).max(ends.last().map_or(0, |&end| end + 1));
+        match header_line_from(text, from) {
+            Some(at) if at < text.len() => ends.push(at),
+            _ => break,
+        }
+    }
+    parse_cut(text, ends)
+}
+
+/// [`parse_in_parts`] with the parts cut at `cuts` (increasing positions inside the text).
+fn parse_cut(text: &str, mut ends: Vec<usize>) -> Option<Node> {
+    if ends.is_empty() {
+        return None;
+    }
+    ends.push(text.len());
+    let ranges: Vec<(usize, usize)> =
+        std::iter::once(0).chain(ends.iter().copied()).zip(ends.iter().copied()).collect();
+    let read = crate::parts::map_parts(&ranges, ranges.len(), |part| {
+        let &[(start, end)] = part else { return None };
+        let mut reader = Reader::new(text, start, end);
+        reader.document()?;
+        Some(reader)
+    });
+    let mut read = read.into_iter();
+    let mut whole = read.next()??;
+    for later in read {
+        whole.absorb(later?)?;
+    }
+    Some(whole.finish())
+}
+
+/// The start of the first line at or after `from` that begins with `[`: where a header may start a part.
+fn header_line_from(text: &str, from: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    if at > 0 {
+        // The start of the next line.
+        at += bytes.get(at - 1..)?.iter().position(|&b| b == b'\n')?;
+    }
+    loop {
+        if bytes.get(at) == Some(&b'[') {
+            return Some(at);
+        }
+        at += bytes.get(at..)?.iter().position(|&b| b == b'\n')? + 1;
+    }
 }
 
 /// A table made by a header or on the way to one, while the document is read. Header tables are
 /// reached again by later headers, so they live in an arena; their entries are written in place, and
 /// only the header tables among them are filled in when the tree is assembled at the end.
 struct ArenaTable {
+    /// Made by a header of its own, rather than on the way to a longer one: it cannot be defined again.
+    defined: bool,
     entries: Vec<Entry>,
     /// What each entry is, by position: a header table's value is a placeholder until assembly.
     slots: Vec<Slot>,
@@ -67,8 +129,8 @@ enum Slot {
 }
 
 impl ArenaTable {
-    fn new(span: Span) -> Self {
-        ArenaTable { entries: Vec::new(), slots: Vec::new(), index: HashMap::new(), span }
+    fn new(span: Span, defined: bool) -> Self {
+        ArenaTable { defined, entries: Vec::new(), slots: Vec::new(), index: HashMap::new(), span }
     }
 
     fn find(&self, key: &str) -> Option<usize> {
@@ -80,15 +142,18 @@ impl ArenaTable {
     }
 
     fn push(&mut self, key: &str, key_span: Span, value: Node, slot: Slot) {
+        self.push_entry(Entry { key: CompactString::from(key), key_span, value }, slot);
+    }
+
+    fn push_entry(&mut self, entry: Entry, slot: Slot) {
         let at = self.entries.len();
-        let key = CompactString::from(key);
         if at == INDEX_FROM {
             self.index = self.entries.iter().enumerate().map(|(i, e)| (e.key.clone(), i)).collect();
         }
         if at >= INDEX_FROM {
-            self.index.insert(key.clone(), at);
+            self.index.insert(entry.key.clone(), at);
         }
-        self.entries.push(Entry { key, key_span, value });
+        self.entries.push(entry);
         self.slots.push(slot);
     }
 }
@@ -103,6 +168,65 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of `text[start..end]`, at the top level; spans count from the start of `text`.
+    fn new(text: &'a str, start: usize, end: usize) -> Self {
+        let text = &text[..end];
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            at: start,
+            tables: vec![ArenaTable::new(Span::default(), true)],
+            lists: Vec::new(),
+        }
+    }
+
+    /// The tree of what has been read.
+    fn finish(mut self) -> Node {
+        Node::new(self.build(0).into(), Span::default())
+    }
+
+    /// Joins what `later` read (the part of the text right after this one's) into this reader's tables,
+    /// as if this reader had read on; `None` where reading on would have declined.
+    fn absorb(&mut self, later: Reader) -> Option<()> {
+        let (table_base, list_base) = (self.tables.len(), self.lists.len());
+        let shift = |slot: &mut Slot| match slot {
+            Slot::Value => {}
+            Slot::Table(at) => *at += table_base,
+            Slot::TableList(at) => *at += list_base,
+        };
+        for mut table in later.tables {
+            table.slots.iter_mut().for_each(shift);
+            self.tables.push(table);
+        }
+        for (span, mut members) in later.lists {
+            members.iter_mut().for_each(|at| *at += table_base);
+            self.lists.push((span, members));
+        }
+        self.merge(0, table_base)
+    }
+
+    /// Lays arena table `from` (read later) into `into`: new keys are appended in order, tables both
+    /// reached on the way are joined, arrays of tables go on; anything else reading on would decline.
+    fn merge(&mut self, into: usize, from: usize) -> Option<()> {
+        let entries = std::mem::take(&mut self.tables[from].entries);
+        let slots = std::mem::take(&mut self.tables[from].slots);
+        for (entry, slot) in entries.into_iter().zip(slots) {
+            let Some(at) = self.tables[into].find(&entry.key) else {
+                self.tables[into].push_entry(entry, slot);
+                continue;
+            };
+            match (self.tables[into].slots[at], slot) {
+                (Slot::Table(known), Slot::Table(more)) if !self.tables[more].defined => self.merge(known, more)?,
+                (Slot::TableList(known), Slot::TableList(more)) => {
+                    let members = std::mem::take(&mut self.lists[more].1);
+                    self.lists[known].1.extend(members);
+                }
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -202,7 +326,7 @@ impl<'a> Reader<'a> {
                 },
                 None => {
                     let child = self.tables.len();
-                    self.tables.push(ArenaTable::new(key_span));
+                    self.tables.push(ArenaTable::new(key_span, false));
                     self.tables[table].push(key, key_span, placeholder(key_span), Slot::Table(child));
                     child
                 }
@@ -210,7 +334,7 @@ impl<'a> Reader<'a> {
         }
         let (key, key_span) = *last;
         let child = self.tables.len();
-        let made = ArenaTable::new(span);
+        let made = ArenaTable::new(span, true);
         match (self.tables[table].find(key), array) {
             (None, false) => {
                 self.tables.push(made);
@@ -626,6 +750,70 @@ mod tests {
             assert!(parse(&text).is_none(), "the fast reader took {text:?}");
         }
         assert!(parse(&format!("a = {}1{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1))).is_some());
+    }
+
+    /// Read in parts, a text gives the tree one pass gives, or is declined (and then read in one pass).
+    /// Every repository manifest and mutations of it, cut at every line that starts with `[`, and at
+    /// pairs of them; the unmutated manifests must also be taken at every such cut.
+    #[test]
+    fn reading_in_parts_gives_what_one_pass_gives() {
+        let mut texts = mutations::repository_texts("toml");
+        let repository = texts.len();
+        // Each way a later part meets an earlier one, taken or declined as one pass does.
+        texts.extend(
+            [
+                "[a.b]\nx = 1\n[a]\ny = 2\n",
+                "[a]\nx = 1\n[a]\ny = 2\n",
+                "[a]\nx = 1\n[a.x]\n",
+                "[[a]]\nx = 1\n[a.b]\n",
+                "[a]\n[[a]]\n",
+                "[[a]]\n[a]\n",
+                "[[a]]\nx = 1\n[[a]]\nx = 2\n[b]\n[[a]]\nx = 3\n",
+                "[a]\nx = 1\n[a.b]\ny = 2\n[a.c.d]\n[a.c.e]\n",
+                "[a.b.c]\n[a.b.d]\n[a.e]\n[a]\n",
+                "[x]\na = [\n[1],\n[2]]\n[y]\n",
+            ]
+            .map(String::from),
+        );
+        let inserts = ['[', ']', '\n', '=', '"', '.', ' '];
+        let (mut compared, mut taken) = (0usize, 0usize);
+        for (index, text) in mutations::mutations(&texts, &inserts, 8).iter().enumerate() {
+            // An unmutated repository manifest (no array of its spans lines that start with `[`).
+            let original = index % 9 == 0 && index / 9 < repository;
+            let one_pass = parse(text);
+            let mut cuts = Vec::new();
+            let mut from = 1;
+            while let Some(at) = header_line_from(text, from) {
+                cuts.push(at);
+                from = at + 1;
+            }
+            let mut tries: Vec<Vec<usize>> = cuts.iter().map(|&cut| vec![cut]).collect();
+            tries.extend(cuts.windows(2).map(<[usize]>::to_vec));
+            tries.extend(cuts.windows(3).map(|w| vec![w[0], w[2]]));
+            for cut in tries {
+                compared += 1;
+                match parse_cut(text, cut.clone()) {
+                    Some(parts) => {
+                        taken += 1;
+                        assert_eq!(Some(parts), one_pass, "cut at {cut:?}:\n{text}");
+                    }
+                    None => assert!(
+                        !original || one_pass.is_none(),
+                        "a manifest read in one pass was declined cut at {cut:?}:\n{text}"
+                    ),
+                }
+            }
+        }
+        assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
+        // The public entry point, on a text large enough to be read in parts.
+        let mut large = String::from("[project]\nname = \"big\"\n");
+        for n in 0..20_000 {
+            large.push_str(&format!("[environments.env-{n}]\nkind = \"task\"\nimage = \"base\"\n"));
+            large.push_str(&format!("[environments.env-{n}.resources.requests]\ncpu = \"{n}m\"\n"));
+        }
+        large.push_str("[[list]]\na = 1\n[[list]]\na = 2\n");
+        assert_eq!(parse_in_parts(&large, 3), slow(&large));
+        assert!(parse_in_parts(&large, 3).is_some());
     }
 
     /// Whenever the fast reader accepts a text, the `toml` crate accepts it too and gives the same tree,
