@@ -45,6 +45,38 @@ pub fn map_parts<'a, T: Sync, R: Send>(items: &'a [T], threads: usize, work: imp
     })
 }
 
+/// [`map_parts`] on a mutable slice: each part also gets the position of its first item, and may take
+/// from or change its items. The first part runs here; a part whose thread panicked is not done again
+/// (its items may be half changed), the panic goes on here.
+pub fn map_parts_mut<T: Send, R: Send>(
+    items: &mut [T],
+    threads: usize,
+    work: impl Fn(usize, &mut [T]) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return vec![work(0, items)];
+    }
+    let chunk = items.len().div_ceil(threads);
+    let work = &work;
+    let (first, rest) = items.split_at_mut(chunk);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rest
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(part, items)| scope.spawn(move || work((part + 1) * chunk, items)))
+            .collect();
+        let mut results = Vec::with_capacity(workers.len() + 1);
+        results.push(work(0, first));
+        for worker in workers {
+            match worker.join() {
+                Ok(result) => results.push(result),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +90,22 @@ mod tests {
             assert_eq!(parts.concat(), items, "{threads} threads");
         }
         assert_eq!(map_parts(&[] as &[u32], 4, |part| part.len()), vec![0]);
+    }
+
+    #[test]
+    fn mutable_parts_know_where_they_start() {
+        for threads in [1, 2, 3, 8] {
+            let mut items: Vec<usize> = vec![0; 1003];
+            let firsts = map_parts_mut(&mut items, threads, |first, part| {
+                for (offset, item) in part.iter_mut().enumerate() {
+                    *item = first + offset;
+                }
+                first
+            });
+            assert_eq!(items, (0..1003).collect::<Vec<_>>(), "{threads} threads");
+            assert_eq!(firsts.len(), threads, "{threads} threads");
+            assert!(firsts.windows(2).all(|w| w[0] < w[1]), "{threads} threads");
+        }
     }
 
     #[test]

@@ -53,15 +53,45 @@ impl VersionHasher {
 
     /// The full digest (hex) over every input, and the inputs.
     pub fn finish(self) -> (String, Vec<HashInput>) {
+        let mut framer = Framer::new();
+        for input in &self.inputs {
+            framer.input(&[&input.label], &input.digest);
+        }
+        (framer.finish(), self.inputs)
+    }
+}
+
+/// The version digest itself: each input's label and digest, framed by their lengths, in order. It
+/// takes a label in pieces, so a caller that only needs the digest need not join them.
+pub struct Framer(Sha256);
+
+impl Framer {
+    pub fn new() -> Self {
         let mut hasher = Sha256::new();
         hasher.update(b"flyte-version-v1\0");
-        for input in &self.inputs {
-            hasher.update((input.label.len() as u64).to_be_bytes());
-            hasher.update(input.label.as_bytes());
-            hasher.update((input.digest.len() as u64).to_be_bytes());
-            hasher.update(input.digest.as_bytes());
+        Framer(hasher)
+    }
+
+    /// Adds one input: the label is the pieces joined.
+    pub fn input(&mut self, label: &[&str], digest: &str) {
+        let length: usize = label.iter().map(|piece| piece.len()).sum();
+        self.0.update((length as u64).to_be_bytes());
+        for piece in label {
+            self.0.update(piece.as_bytes());
         }
-        (to_hex(&hasher.finalize()), self.inputs)
+        self.0.update((digest.len() as u64).to_be_bytes());
+        self.0.update(digest.as_bytes());
+    }
+
+    /// The digest, hex.
+    pub fn finish(self) -> String {
+        to_hex(&self.0.finalize())
+    }
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -113,5 +143,10 @@ mod tests {
         assert_ne!(digest(&[("ab", "c")]), digest(&[("a", "bc")]));
         assert_ne!(digest(&[("a", "b"), ("c", "d")]), digest(&[("a", "b")]));
         assert_eq!(digest(&[("a", "b")]), digest(&[("a", "b")]));
+        // A label given in pieces is the label joined.
+        let mut pieces = Framer::new();
+        pieces.input(&["deploy:", "web"], "d1");
+        pieces.input(&[], "d2");
+        assert_eq!(pieces.finish(), digest(&[("deploy:web", "d1"), ("", "d2")]));
     }
 }

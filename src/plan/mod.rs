@@ -214,62 +214,113 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
         steps.push(step(id, hasher, Vec::new(), detail));
     }
 
-    // Deployments, in dependency order so each can take its dependencies' versions.
+    // Deployments. Their versions first, in dependency order, as each takes its dependencies' versions;
+    // that is a hash of a few digests per environment. Then the steps themselves, which are independent
+    // of each other, in parts. Environments are sorted by name, so a name is found by bisection.
+    let position = |name: &str| envs.binary_search_by(|env| env.name.as_str().cmp(name)).ok();
     let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(envs.len(), envs.len());
     // Node i is the i-th environment.
-    let nodes: HashMap<&str, NodeIndex> =
-        envs.iter().map(|env| (env.name.as_str(), graph.add_node(env.name.as_str()))).collect();
+    for env in &envs {
+        graph.add_node(env.name.as_str());
+    }
+    // Each environment's dependencies by position, in name order, each once.
+    let mut dependencies: Vec<Vec<usize>> = Vec::with_capacity(envs.len());
     for (index, env) in envs.iter().enumerate() {
         let to = NodeIndex::new(index);
         // Each edge once, in the order first named: what `update_edge` gives, without scanning the
         // edges of a dependency that thousands of environments share.
-        let mut linked: Vec<NodeIndex> = Vec::new();
-        for dependency in env.dependencies() {
-            if let Some(&from) = nodes.get(dependency)
-                && !linked.contains(&from)
-            {
+        let mut linked: Vec<usize> = Vec::new();
+        for from in env.dependencies().filter_map(position) {
+            if !linked.contains(&from) {
                 linked.push(from);
-                graph.add_edge(from, to, ());
+                graph.add_edge(NodeIndex::new(from), to, ());
             }
         }
+        linked.sort_unstable();
+        dependencies.push(linked);
     }
     let order = toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
-    let mut deploy_at: Vec<usize> = vec![usize::MAX; envs.len()];
     let mut specs: Vec<Option<HashInput>> = spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect();
+    let mut deploy_digests: Vec<String> = vec![String::new(); envs.len()];
+    let mut deploy_levels: Vec<usize> = vec![0; envs.len()];
     for node in order {
         let index = node.index();
-        let env = envs[index];
-        let image_step = steps[image_at[index]].id.clone();
-        let bundle_step = bundle_at[index].map(|at| steps[at].id.clone());
-        let mut hasher = VersionHasher::new();
-        hasher.push(specs[index].take().unwrap_or_else(|| deploy_spec(&manifest.project.name, env)));
-        let mut needs = vec![image_step.clone()];
-        let mut needs_at = vec![image_at[index]];
-        needs.extend(bundle_step.clone());
-        needs_at.extend(bundle_at[index]);
-        let mut dependencies: Vec<&str> = env.dependencies().collect();
-        dependencies.sort_unstable();
-        dependencies.dedup();
-        // Every dependency was deployed earlier in this topological order.
-        needs_at.extend(dependencies.iter().map(|d| deploy_at[nodes[d].index()]));
-        needs.extend(needs_at[needs.len()..].iter().map(|&at| steps[at].id.clone()));
-        for (need, &at) in needs.iter().zip(&needs_at) {
-            hasher.raw(need, steps[at].digest.clone(), String::new());
+        let spec = specs[index].get_or_insert_with(|| deploy_spec(&manifest.project.name, envs[index]));
+        let mut version = hash::Framer::new();
+        version.input(&[&spec.label], &spec.digest);
+        let mut level = 0;
+        for at in std::iter::once(image_at[index]).chain(bundle_at[index]) {
+            version.input(&[&steps[at].id], &steps[at].digest);
+            level = level.max(steps[at].level + 1);
         }
-        let detail = StepDetail::Deploy {
-            environment: env.name.clone(),
-            environment_kind: env.kind,
-            pinned_version: env.version.clone(),
-            image_step,
-            bundle_step,
-        };
-        let mut deploy = step(format!("deploy:{}", env.name), hasher, needs, detail);
-        // The longest path from a root: one more than the deepest step it needs.
-        deploy.level = needs_at.iter().map(|&at| steps[at].level + 1).max().unwrap_or(0);
-        deploy_at[index] = steps.len();
-        steps.push(deploy);
+        for &dependency in &dependencies[index] {
+            version.input(&["deploy:", &envs[dependency].name], &deploy_digests[dependency]);
+            level = level.max(deploy_levels[dependency] + 1);
+        }
+        deploy_digests[index] = version.finish();
+        deploy_levels[index] = level;
     }
+    let made = Made { steps: &steps, image_at: &image_at, bundle_at: &bundle_at };
+    const PER_THREAD: usize = 1000;
+    let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
+    let deploys = crate::parts::map_parts_mut(&mut specs, threads, |first, part| {
+        (first..first + part.len())
+            .zip(part.iter_mut())
+            .map(|(index, spec)| {
+                let env = envs[index];
+                let needs_at = std::iter::once(image_at[index]).chain(bundle_at[index]);
+                let mut needs: Vec<String> = needs_at.map(|at| steps[at].id.clone()).collect();
+                let mut inputs: Vec<HashInput> = Vec::with_capacity(1 + needs.len() + dependencies[index].len());
+                inputs.extend(spec.take());
+                inputs.extend(made.step_inputs(index));
+                needs.extend(dependencies[index].iter().map(|&at| format!("deploy:{}", envs[at].name)));
+                inputs.extend(dependencies[index].iter().zip(&needs[needs.len() - dependencies[index].len()..]).map(
+                    |(&at, id)| HashInput {
+                        label: id.clone(),
+                        digest: deploy_digests[at].clone(),
+                        detail: String::new(),
+                    },
+                ));
+                let detail = StepDetail::Deploy {
+                    environment: env.name.clone(),
+                    environment_kind: env.kind,
+                    pinned_version: env.version.clone(),
+                    image_step: steps[image_at[index]].id.clone(),
+                    bundle_step: bundle_at[index].map(|at| steps[at].id.clone()),
+                };
+                let digest = deploy_digests[index].clone();
+                Step {
+                    id: format!("deploy:{}", env.name),
+                    level: deploy_levels[index],
+                    version: digest[..VERSION_LEN].to_string(),
+                    digest,
+                    needs,
+                    detail,
+                    inputs,
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    steps.extend(deploys.into_iter().flatten());
     Ok(order_and_level(manifest, steps))
+}
+
+/// The steps made before the deployments, for the deployments' hash inputs.
+struct Made<'a> {
+    steps: &'a [Step],
+    image_at: &'a [usize],
+    bundle_at: &'a [Option<usize>],
+}
+
+impl Made<'_> {
+    /// The hash inputs of the i-th environment's image and bundle, as its version took them.
+    fn step_inputs(&self, index: usize) -> impl Iterator<Item = HashInput> + '_ {
+        std::iter::once(self.image_at[index]).chain(self.bundle_at[index]).map(|at| HashInput {
+            label: self.steps[at].id.clone(),
+            digest: self.steps[at].digest.clone(),
+            detail: String::new(),
+        })
+    }
 }
 
 /// What a deployment's version says of its environment: the project, the name and the resolved spec.
