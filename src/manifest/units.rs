@@ -24,7 +24,7 @@ pub struct Quantity {
 
 impl Serialize for Quantity {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
+        serializer.collect_str(self)
     }
 }
 
@@ -72,8 +72,12 @@ pub fn parse_quantity(text: &str, unit: Unit) -> Result<Quantity, String> {
     if whole.is_empty() && fraction.is_empty() || fraction.contains('.') || fraction.len() > 9 {
         return Err(expected(unit));
     }
-    let digits = format!("{whole}{fraction}");
-    let mantissa: u128 = digits.parse().map_err(|_| expected(unit))?;
+    // The digits of both parts as one number, without a decimal point.
+    let mantissa = whole
+        .bytes()
+        .chain(fraction.bytes())
+        .try_fold(0u128, |n, digit| n.checked_mul(10)?.checked_add(u128::from(digit - b'0')))
+        .ok_or_else(|| expected(unit))?;
     let scale = 10u128.pow(fraction.len() as u32);
     let multiplier = match (unit, suffix) {
         (Unit::Millicores, "") => 1000,
@@ -113,7 +117,7 @@ pub struct Duration(pub u64);
 
 impl Serialize for Duration {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
+        serializer.collect_str(self)
     }
 }
 
@@ -216,6 +220,17 @@ mod tests {
         assert!(bytes("1.5").is_err());
         assert_eq!(parse_quantity("1", Unit::Count).unwrap().to_string(), "1");
         assert!(parse_quantity("0.5", Unit::Count).is_err());
+        // Past what 128 bits hold, and past it once scaled: refused, not wrapped.
+        let size = |text: &str| parse_quantity(text, Unit::Bytes).map(|q| q.to_string());
+        assert!(size(&"9".repeat(40)).is_err());
+        assert!(size(&format!("{}Ei", "9".repeat(30))).is_err());
+        assert_eq!(size(&"9".repeat(38)).unwrap(), "9".repeat(38));
+        assert_eq!(cpu(".5").unwrap(), "500m");
+        assert!(cpu(".").is_err());
+        // Serialised as their canonical text.
+        let memory = parse_quantity("1536Mi", Unit::Bytes).unwrap();
+        assert_eq!(serde_json::to_string(&memory).unwrap(), "\"1536Mi\"");
+        assert_eq!(serde_json::to_string(&Duration(5400)).unwrap(), "\"1h30m\"");
     }
 
     #[test]
