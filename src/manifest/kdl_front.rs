@@ -8,7 +8,7 @@
 //!   key: `environment "backend" { … }`; a list of tables, one node per item: `source { src "lib" }`;
 //! - a map of plain values takes properties or children: `env LOG_LEVEL="debug"`.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use compact_str::CompactString;
 use kdl::KdlDocument;

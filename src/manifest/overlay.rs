@@ -5,7 +5,7 @@
 //! values are replaced whole. Every value that the overlay supplies is marked, so `flyte config` can say
 //! where each resolved value came from.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use std::sync::Arc;
 

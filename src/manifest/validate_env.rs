@@ -2,9 +2,10 @@
 //! edges handed to the cycle check. Apps are checked in `validate_app`, tasks in `validate_task`,
 //! cycles in `validate_graph`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use foldhash::{HashMap, HashMapExt};
 use globset::Glob;
 
 use super::decode::{Keyed, Spanned};

@@ -1,6 +1,8 @@
 //! The environment dependency graph: cycles are reported whole, with every link pointed at.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::decode::Spanned;
 use super::diagnostic::Diagnostic;

@@ -9,9 +9,10 @@
 pub mod hash;
 pub mod render;
 
-use std::collections::{BTreeMap, HashMap, btree_map, hash_map};
+use std::collections::{BTreeMap, btree_map, hash_map};
 use std::path::{Path, PathBuf};
 
+use foldhash::{HashMap, HashMapExt};
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -216,8 +217,10 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
 
     // Deployments. Their versions first, in dependency order, as each takes its dependencies' versions;
     // that is a hash of a few digests per environment. Then the steps themselves, which are independent
-    // of each other, in parts. Environments are sorted by name, so a name is found by bisection.
-    let position = |name: &str| envs.binary_search_by(|env| env.name.as_str().cmp(name)).ok();
+    // of each other, in parts.
+    let positions: HashMap<&str, usize> =
+        envs.iter().enumerate().map(|(index, env)| (env.name.as_str(), index)).collect();
+    let position = |name: &str| positions.get(name).copied();
     let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(envs.len(), envs.len());
     // Node i is the i-th environment.
     for env in &envs {
