@@ -18,5 +18,6 @@ pub fn run(path: &Path, domain: Option<&str>, out: &Output) -> Result<Exit, Erro
         Format::Text => out.result(&origin::render(&settings, &parsed.source, &domain)),
         Format::Json => out.result(&serde_json::json!({"domain": domain, "settings": settings}).to_string()),
     }
+    super::leave((settings, manifest, resolved.merged, parsed));
     Ok(Exit::Success)
 }

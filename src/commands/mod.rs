@@ -16,6 +16,8 @@ use crate::error::{Error, Exit};
 use crate::manifest;
 use crate::output::Output;
 
+/// Runs one command. Meant to be the last thing the process does: a command leaves its large values
+/// (see [`leave`]) to the operating system instead of freeing them.
 pub fn run(cli: Cli, out: &Output) -> Result<Exit, Error> {
     match &cli.command {
         Command::Init(args) => init::run(args, out),
@@ -44,6 +46,14 @@ fn locate(file: Option<&Path>, out: &Output) -> Result<PathBuf, Error> {
         }
         Err(diagnostic) => Err(Error::Manifest(manifest::Report { source: None, diagnostics: vec![diagnostic] })),
     }
+}
+
+/// Leaves `value` unfreed: the process ends when the command returns and the operating system takes
+/// its memory back at once, while freeing a 10,000-environment manifest's tree, model and plan object
+/// by object took 40 ms, a sixth of `flyte plan`. Only for plain data: nothing whose drop writes,
+/// removes or releases anything (files, folders, locks, connections).
+fn leave<T>(value: T) {
+    std::mem::forget(value);
 }
 
 /// Reads and parses a manifest, turning failures into the command's error.

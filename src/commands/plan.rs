@@ -13,5 +13,6 @@ pub fn run(path: &Path, args: &PlanArgs, out: &Output) -> Result<Exit, Error> {
         Format::Text => out.result(&plan::render::text(&plan, args.explain)),
         Format::Json => out.result(&serde_json::to_string_pretty(&plan).map_err(|e| Error::Internal(e.to_string()))?),
     }
+    super::leave((plan, manifest, parsed));
     Ok(Exit::Success)
 }

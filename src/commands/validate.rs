@@ -21,5 +21,6 @@ pub fn run(path: &Path, out: &Output) -> Result<Exit, Error> {
         ),
         _ => {}
     }
+    super::leave(parsed);
     Ok(Exit::Success)
 }
