@@ -75,12 +75,30 @@ fn fast_toml_agrees(text: &str) {
     assert_eq!(Some(fast), slow, "the fast TOML reader and the toml crate disagree");
 }
 
+/// The fast KDL reader takes nothing the nesting guard refuses (the guard runs only when it declines),
+/// and read in parts, as large manifests are, it gives the same document or declines. (Its agreement
+/// with the kdl crate is held by a unit test on the repository's files and mutations of them.)
+fn fast_kdl_agrees(text: &str) {
+    use flyte::manifest::{kdl_fast, nesting};
+    let fast = kdl_fast::parse(text);
+    for parts in [2, 3] {
+        if let Some(in_parts) = kdl_fast::parse_in_parts(text, parts) {
+            assert_eq!(Some(&in_parts), fast.as_ref(), "the KDL read in {parts} parts differs from one pass");
+        }
+    }
+    if fast.is_some() {
+        assert!(nesting::check(text, nesting::Syntax::Kdl).is_ok(), "the fast reader took text nested too deeply");
+    }
+}
+
 /// Loads `data` as the manifest `name` ("fuzz.toml" or "fuzz.kdl") the way the CLI does.
 pub fn load(name: &str, data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     enter_sandbox();
     if name.ends_with(".toml") {
         fast_toml_agrees(text);
+    } else {
+        fast_kdl_agrees(text);
     }
     let parsed = match manifest::parse(Source::new(name, text)) {
         Ok(parsed) => parsed,

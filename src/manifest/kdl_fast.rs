@@ -17,8 +17,12 @@ use super::tree::Span;
 use compact_str::CompactString;
 use kdl::{KdlDocument, KdlValue};
 
-/// Deeper than [`super::nesting::MAX_DEPTH`], which is checked first; only a guard.
-const MAX_DEPTH: usize = 128;
+/// The front end's own limit: a text that nests no deeper passes its nesting check, so that check (a
+/// pass over the whole text) runs only when this reader declines, before the kdl crate.
+const MAX_DEPTH: usize = super::nesting::MAX_DEPTH;
+
+/// Text given to each thread when a large manifest is read in parts.
+const BYTES_PER_PART: usize = 256 * 1024;
 
 /// The nodes of a document or of a child block.
 #[derive(Debug, Default, PartialEq)]
@@ -165,11 +169,71 @@ impl From<&KdlDocument> for Document {
     }
 }
 
-/// The document, or `None` when the text is outside the subset or not valid KDL.
+/// The document, or `None` when the text is outside the subset, not valid KDL, or nested deeper than
+/// the front end allows. A large text is read in parts on the machine's cores (see [`parse_in_parts`]).
 pub fn parse(text: &str) -> Option<Document> {
-    let mut reader = Reader { bytes: text.as_bytes(), text, pos: 0 };
-    let nodes = reader.nodes(0)?;
+    let parts = crate::parts::threads_for(text.len(), BYTES_PER_PART);
+    if parts > 1
+        && let Some(document) = parse_in_parts(text, parts)
+    {
+        return Some(document);
+    }
+    let nodes = Reader::new(text, 0, text.len()).nodes(0)?;
     Some(Document { nodes })
+}
+
+/// Reads `text` in up to `parts` consecutive parts side by side, each starting at a line that begins
+/// with a node name, and joins their top-level nodes in order. All the reader takes that spans lines
+/// is bracketed (child blocks, `/* */` comments), so a part that reads to its very end ends between
+/// top-level nodes and the join is what one pass gives; a cut inside a block or a comment fails its
+/// part. `None` when any part fails or no cut is found: the caller then reads the text in one pass (a
+/// test holds the two equal on every KDL manifest in the repository, cut at every such line).
+pub fn parse_in_parts(text: &str, parts: usize) -> Option<Document> {
+    let mut cuts: Vec<usize> = Vec::with_capacity(parts);
+    for part in 1..parts {
+        let from = (text.len() / parts * part).max(cuts.last().map_or(0, |&cut| cut + 1));
+        match node_line_from(text, from) {
+            Some(at) => cuts.push(at),
+            None => break,
+        }
+    }
+    parse_cut(text, cuts)
+}
+
+/// [`parse_in_parts`] with the parts cut at `cuts` (increasing positions inside the text).
+fn parse_cut(text: &str, mut ends: Vec<usize>) -> Option<Document> {
+    if ends.is_empty() {
+        return None;
+    }
+    ends.push(text.len());
+    let ranges: Vec<(usize, usize)> =
+        std::iter::once(0).chain(ends.iter().copied()).zip(ends.iter().copied()).collect();
+    let parts = crate::parts::map_parts(&ranges, ranges.len(), |part| {
+        let &[(start, end)] = part else { return None };
+        Reader::new(text, start, end).nodes(0)
+    });
+    let mut nodes = Vec::new();
+    for part in parts {
+        nodes.extend(part?);
+    }
+    Some(Document { nodes })
+}
+
+/// The start of the first line at or after `from` that begins with a node name (a letter, `_` or a
+/// quote, with no space before it): where a part may start.
+fn node_line_from(text: &str, from: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    if at > 0 {
+        at += bytes.get(at - 1..)?.iter().position(|&b| b == b'\n')?;
+    }
+    loop {
+        match bytes.get(at) {
+            None => return None,
+            Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'"') => return Some(at),
+            Some(_) => at += bytes.get(at..)?.iter().position(|&b| b == b'\n')? + 1,
+        }
+    }
 }
 
 fn span(start: usize, end: usize) -> Span {
@@ -187,7 +251,13 @@ struct Reader<'t> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'t> Reader<'t> {
+    /// A reader of `text[start..end]`; spans count from the start of `text`.
+    fn new(text: &'t str, start: usize, end: usize) -> Self {
+        let text = &text[..end];
+        Reader { text, bytes: text.as_bytes(), pos: start }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -624,5 +694,68 @@ mod tests {
             assert_eq!(fast, Document::from(&full), "the readers disagree on:\n{variant}");
         }
         assert!(accepted > texts.len(), "the fast reader accepted only {accepted} of {checked} texts");
+    }
+
+    /// What the reader takes passes the nesting guard, which therefore runs only when it declines.
+    #[test]
+    fn takes_nothing_the_nesting_guard_refuses() {
+        use super::super::nesting::{self, Syntax};
+        let nested = |depth: usize| format!("{}a 1{}", "n {\n".repeat(depth), "\n}".repeat(depth));
+        let deepest = nested(nesting::MAX_DEPTH);
+        assert!(parse(&deepest).is_some());
+        assert!(nesting::check(&deepest, Syntax::Kdl).is_ok());
+        let too_deep = nested(nesting::MAX_DEPTH + 1);
+        assert!(parse(&too_deep).is_none());
+        assert!(nesting::check(&too_deep, Syntax::Kdl).is_err());
+    }
+
+    /// Read in parts, a text gives the document one pass gives, or is declined (and then read in one
+    /// pass). Every repository manifest and mutations of it, cut at every line that starts with a node
+    /// name and at pairs of them; the unmutated manifests must also be taken at every such cut.
+    #[test]
+    fn reading_in_parts_gives_what_one_pass_gives() {
+        let mut texts = super::super::mutations::repository_texts("kdl");
+        let repository = texts.len();
+        // Cuts inside a child block and inside a comment, and nodes that end without a newline.
+        texts.extend(
+            ["a {\nb 1\nc 2\n}\nd 3\n", "a 1 /* x\ny */ 2\nb 3\n", "a 1; b 2\nc 3;\n\"d\" 4", "a {\n}\nb\n"]
+                .map(String::from),
+        );
+        let inserts = ['{', '}', '\n', ';', '"', '/', '*', ' '];
+        let (mut compared, mut taken) = (0usize, 0usize);
+        for (index, text) in super::super::mutations::mutations(&texts, &inserts, 8).iter().enumerate() {
+            let original = index % 9 == 0 && index / 9 < repository;
+            let one_pass = Reader::new(text, 0, text.len()).nodes(0).map(|nodes| Document { nodes });
+            let mut cuts = Vec::new();
+            let mut from = 1;
+            while let Some(at) = node_line_from(text, from) {
+                cuts.push(at);
+                from = at + 1;
+            }
+            let mut tries: Vec<Vec<usize>> = cuts.iter().map(|&cut| vec![cut]).collect();
+            tries.extend(cuts.windows(2).map(<[usize]>::to_vec));
+            for cut in tries {
+                compared += 1;
+                match parse_cut(text, cut.clone()) {
+                    Some(parts) => {
+                        taken += 1;
+                        assert_eq!(Some(parts), one_pass, "cut at {cut:?}:\n{text}");
+                    }
+                    None => assert!(
+                        !original || one_pass.is_none(),
+                        "a manifest read in one pass was declined cut at {cut:?}:\n{text}"
+                    ),
+                }
+            }
+        }
+        assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
+        // The public entry point, on a text large enough to be read in parts.
+        let mut large = String::from("project {\n    name \"big\"\n}\n");
+        for n in 0..20_000 {
+            large.push_str(&format!("environment \"env-{n}\" {{\n    kind \"task\"\n    cpu \"{n}m\"\n}}\n"));
+        }
+        let in_parts = parse_in_parts(&large, 3);
+        assert!(in_parts.is_some());
+        assert_eq!(in_parts, Reader::new(&large, 0, large.len()).nodes(0).map(|nodes| Document { nodes }));
     }
 }

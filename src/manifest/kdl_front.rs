@@ -24,37 +24,46 @@ use super::tree::{Entry, Node, Span, Table, Value};
 
 /// Parses `text`; `None` when it has syntax errors, all of which are pushed to `diags`.
 pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
-    if let Err(error) = nesting::check(text, Syntax::Kdl) {
-        diags.push(error);
-        return None;
-    }
-    // The fast reader takes the common subset; the kdl crate reads the rest and reports every error.
-    let document = match super::kdl_fast::parse(text)
-        .map_or_else(|| KdlDocument::parse_v2(text).map(|d| Document::from(&d)), Ok)
-    {
-        Ok(document) => document,
-        Err(error) => {
-            for diagnostic in error.diagnostics {
-                let message = diagnostic.message.clone().unwrap_or_else(|| "unexpected input".to_string());
-                let mut span = span_of(diagnostic.span);
-                // Some errors come with a span from the start of the document to where kdl stopped;
-                // that start is no place to point at (it would say line 1), the stop is.
-                if span.start() == 0 && text.as_bytes()[..span.end().min(text.len())].contains(&b'\n') {
-                    span = Span::new(span.end(), span.end());
-                }
-                let mut out = Diagnostic::error("kdl-syntax", format!("invalid KDL: {message}"))
-                    .at(span, diagnostic.label.clone().unwrap_or_else(|| message.clone()));
-                if let Some(help) = diagnostic.help {
-                    out = out.help(help);
-                }
-                diags.push(out);
+    // The fast reader takes the common subset, nested no deeper than the nesting guard allows; the
+    // kdl crate, which recurses, reads the rest behind that guard and reports every error.
+    let document = match super::kdl_fast::parse(text) {
+        Some(document) => document,
+        None => {
+            if let Err(error) = nesting::check(text, Syntax::Kdl) {
+                diags.push(error);
+                return None;
             }
-            return None;
+            match KdlDocument::parse_v2(text) {
+                Ok(document) => Document::from(&document),
+                Err(error) => {
+                    syntax_errors(text, error, diags);
+                    return None;
+                }
+            }
         }
     };
     let before = diags.len();
     let table = Mapper { diags }.children(document.into_nodes(), &RawManifest::INFO);
     (diags.len() == before).then(|| Node::new(table.into(), Span::new(0, text.len())))
+}
+
+/// The kdl crate's errors as diagnostics.
+fn syntax_errors(text: &str, error: kdl::KdlError, diags: &mut Vec<Diagnostic>) {
+    for diagnostic in error.diagnostics {
+        let message = diagnostic.message.clone().unwrap_or_else(|| "unexpected input".to_string());
+        let mut span = span_of(diagnostic.span);
+        // Some errors come with a span from the start of the document to where kdl stopped;
+        // that start is no place to point at (it would say line 1), the stop is.
+        if span.start() == 0 && text.as_bytes()[..span.end().min(text.len())].contains(&b'\n') {
+            span = Span::new(span.end(), span.end());
+        }
+        let mut out = Diagnostic::error("kdl-syntax", format!("invalid KDL: {message}"))
+            .at(span, diagnostic.label.clone().unwrap_or_else(|| message.clone()));
+        if let Some(help) = diagnostic.help {
+            out = out.help(help);
+        }
+        diags.push(out);
+    }
 }
 
 fn span_of(span: miette::SourceSpan) -> Span {
