@@ -133,13 +133,24 @@ struct Digested {
     digest: String,
     /// What `--explain` shows for it.
     detail: String,
+    /// The version of a bundle of these files, and its inputs: the files' digest alone, so every
+    /// environment with the same selection shares it, hashed once.
+    bundle: std::cell::OnceCell<(String, Vec<HashInput>)>,
 }
 
 impl Digested {
     fn new(set: &FileSet) -> Self {
         let (files, bytes) = (set.files.len(), set.total_size());
         let detail = format!("{files} files, {bytes} bytes");
-        Digested { files, bytes, digest: hash::to_hex(&set.digest()), detail }
+        Digested { files, bytes, digest: hash::to_hex(&set.digest()), detail, bundle: std::cell::OnceCell::new() }
+    }
+
+    fn bundle_version(&self) -> &(String, Vec<HashInput>) {
+        self.bundle.get_or_init(|| {
+            let mut hasher = VersionHasher::new();
+            self.add_to(&mut hasher, "files");
+            hasher.finish()
+        })
     }
 
     fn add_to(&self, hasher: &mut VersionHasher, label: &str) {
@@ -171,11 +182,12 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
         if env.code.copy_style != CopyStyle::Fast {
             continue;
         }
-        let mut hasher = VersionHasher::new();
-        code.add_to(&mut hasher, "files");
+        let (digest, inputs) = code.bundle_version().clone();
         let detail = StepDetail::Bundle { environment: env.name.clone(), files: code.files, bytes: code.bytes };
         bundle_at[index] = Some(steps.len());
-        steps.push(step(format!("bundle:{}", env.name), hasher, Vec::new(), detail));
+        let id = format!("bundle:{}", env.name);
+        let version = digest[..VERSION_LEN].to_string();
+        steps.push(Step { id, level: 0, version, digest, needs: Vec::new(), detail, inputs });
     }
 
     // Images: the plain image once, however many fast-copy environments use it; one per full build. An
@@ -408,9 +420,12 @@ fn describe_source(image: &Image) -> String {
 /// Orders steps so each follows what it needs, by level (set as each step was made: the longest path
 /// from a root) and id.
 fn order_and_level(manifest: &Manifest, steps: Vec<Step>) -> Plan {
-    // Steps are large: sort their positions, then move each once. Ids are unique, so the order is total.
-    let mut order: Vec<usize> = (0..steps.len()).collect();
-    order.sort_unstable_by(|&a, &b| (steps[a].level, &steps[a].id).cmp(&(steps[b].level, &steps[b].id)));
+    // Steps are large: sort their keys side by side (not through the steps, scattered in memory), then
+    // move each step once. Ids are unique, so the order is total.
+    let mut keys: Vec<(usize, &str, usize)> =
+        steps.iter().enumerate().map(|(at, step)| (step.level, step.id.as_str(), at)).collect();
+    keys.sort_unstable();
+    let order: Vec<usize> = keys.into_iter().map(|(_, _, at)| at).collect();
     let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
     let steps: Vec<Step> = order.into_iter().filter_map(|i| slots[i].take()).collect();
     let depth = steps.last().map_or(0, |s| s.level + 1);
