@@ -8,9 +8,8 @@
 //!   key: `environment "backend" { … }`; a list of tables, one node per item: `source { src "lib" }`;
 //! - a map of plain values takes properties or children: `env LOG_LEVEL="debug"`.
 
-use foldhash::{HashMap, HashMapExt};
-
 use compact_str::CompactString;
+use foldhash::{HashMap, HashMapExt};
 use kdl::KdlDocument;
 
 // The mapper reads the light document of `kdl_fast`, whichever parser read the text.
@@ -43,7 +42,9 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         }
     };
     let before = diags.len();
-    let table = Mapper { diags }.children(document.into_nodes(), &RawManifest::INFO);
+    let nodes = document.into_nodes();
+    let threads = crate::parts::threads_for(nodes.len(), 2000);
+    let table = Mapper { diags }.top_level(nodes, &RawManifest::INFO, threads);
     (diags.len() == before).then(|| Node::new(table.into(), Span::new(0, text.len())))
 }
 
@@ -74,9 +75,64 @@ struct Mapper<'d> {
     diags: &'d mut Vec<Diagnostic>,
 }
 
+/// A mapped entry of a map (with its key and the key's span) or item of a list.
+struct Each {
+    key: Option<(CompactString, Span)>,
+    value: Node,
+    name_span: Span,
+}
+
+/// A top-level node as [`Mapper::top_level`] maps it ahead.
+enum Ahead {
+    /// An entry of the map or list `field`, what mapping it made, and the diagnostics it raised.
+    Each { field: &'static str, made: Option<Each>, diags: Vec<Diagnostic> },
+    /// Any other node: mapped in order, with the table at hand.
+    Node(KdlNode),
+}
+
 impl Mapper<'_> {
     fn error(&mut self, span: Span, message: String, label: &str, help: &str) {
         self.diags.push(Diagnostic::error("kdl-shape", message).at(span, label).help(help));
+    }
+
+    /// The document's nodes, as the manifest's table: [`Self::children`], with the entries of maps and
+    /// lists (`environment "backend" { … }`: thousands in a large manifest) mapped ahead in parts on
+    /// `threads` threads, each with diagnostics of its own, then laid into the table in order here with
+    /// those diagnostics, so the table and the diagnostics are those of one pass (a test holds them equal).
+    fn top_level(&mut self, nodes: Vec<KdlNode>, info: &StructInfo, threads: usize) -> Table {
+        if threads <= 1 {
+            return self.children(nodes, info);
+        }
+        let mut slots: Vec<Option<KdlNode>> = nodes.into_iter().map(Some).collect();
+        let parts = crate::parts::map_parts_mut(&mut slots, threads, |_, part| {
+            let mut ahead = Vec::with_capacity(part.len());
+            for node in part.iter_mut().filter_map(Option::take) {
+                let name = node.name().value();
+                ahead.push(match info.fields.iter().find(|f| f.kdl_each == Some(name)) {
+                    Some(field) => {
+                        let mut diags = Vec::new();
+                        let made = Mapper { diags: &mut diags }.each_value(node, (field.shape)());
+                        Ahead::Each { field: field.name, made, diags }
+                    }
+                    None => Ahead::Node(node),
+                });
+            }
+            ahead
+        });
+        let mut table = Table::default();
+        let mut given: HashMap<&str, HashMap<CompactString, Span>> = HashMap::new();
+        for ahead in parts.into_iter().flatten() {
+            match ahead {
+                Ahead::Each { field, made, diags } => {
+                    self.diags.extend(diags);
+                    if let Some(made) = made {
+                        self.each_insert(made, field, &mut table, given.entry(field).or_default());
+                    }
+                }
+                Ahead::Node(node) => self.field_node(node, info, &mut table),
+            }
+        }
+        table
     }
 
     /// The child nodes of a struct's node, as the struct's table. Nodes are taken apart as they are
@@ -88,33 +144,40 @@ impl Mapper<'_> {
         for node in nodes {
             let name = node.name().value();
             if let Some(field) = info.fields.iter().find(|f| f.kdl_each == Some(name)) {
-                self.each(node, field.name, (field.shape)(), &mut table, given.entry(field.name).or_default());
+                if let Some(made) = self.each_value(node, (field.shape)()) {
+                    self.each_insert(made, field.name, &mut table, given.entry(field.name).or_default());
+                }
                 continue;
             }
-            let field = info.field(name);
-            let (name, entries, children, span) = node.into_parts();
-            let value = match field {
-                Some(field) => {
-                    if let Some(each) = field.kdl_each {
-                        let message = format!("write each entry of `{}` as its own `{each}` node", field.name);
-                        self.error(
-                            name.span(),
-                            message,
-                            "not a KDL node name here",
-                            &format!("e.g. {each} \"name\" {{ … }}"),
-                        );
-                        continue;
-                    }
-                    self.value(name.value(), entries, children, span, (field.shape)(), 0)
-                }
-                // Kept as it is, so decoding reports it as unknown with a "did you mean".
-                None => Some(self.generic(name.value(), entries, children, span)),
-            };
-            let Some(value) = value else { continue };
-            let name_span = name.span();
-            self.insert(&mut table, name.into_value(), name_span, value);
+            self.field_node(node, info, &mut table);
         }
         table
+    }
+
+    /// A node of a struct that is not an entry of a map or list: the field it names, into `table`.
+    fn field_node(&mut self, node: KdlNode, info: &StructInfo, table: &mut Table) {
+        let field = info.field(node.name().value());
+        let (name, entries, children, span) = node.into_parts();
+        let value = match field {
+            Some(field) => {
+                if let Some(each) = field.kdl_each {
+                    let message = format!("write each entry of `{}` as its own `{each}` node", field.name);
+                    self.error(
+                        name.span(),
+                        message,
+                        "not a KDL node name here",
+                        &format!("e.g. {each} \"name\" {{ … }}"),
+                    );
+                    return;
+                }
+                self.value(name.value(), entries, children, span, (field.shape)(), 0)
+            }
+            // Kept as it is, so decoding reports it as unknown with a "did you mean".
+            None => Some(self.generic(name.value(), entries, children, span)),
+        };
+        let Some(value) = value else { return };
+        let name_span = name.span();
+        self.insert(table, name.into_value(), name_span, value);
     }
 
     fn insert(&mut self, table: &mut Table, key: CompactString, key_span: Span, value: Node) {
@@ -135,29 +198,24 @@ impl Mapper<'_> {
         );
     }
 
-    /// One entry of a map (`environment "backend" { … }`) or one item of a list (`source { … }`).
-    /// `given` holds the map's keys so far, where each was given.
-    fn each(
-        &mut self,
-        node: KdlNode,
-        field: &str,
-        shape: Shape,
-        table: &mut Table,
-        given: &mut HashMap<CompactString, Span>,
-    ) {
+    /// One entry of a map (`environment "backend" { … }`) or one item of a list (`source { … }`),
+    /// mapped: its key (maps only), value and name's span; `None` when it cannot be (said in diagnostics).
+    fn each_value(&mut self, node: KdlNode, shape: Shape) -> Option<Each> {
         let name_span = node.name().span();
         let (key, item) = match unpatch(shape) {
-            Shape::Map(item) => match self.entry_key(&node) {
-                Some(key) => (Some(key), item),
-                None => return,
-            },
+            Shape::Map(item) => (Some(self.entry_key(&node)?), item),
             Shape::List(item) => (None, item),
-            _ => return,
+            _ => return None,
         };
         let (name, entries, children, span) = node.into_parts();
-        let Some(value) = self.value(name.value(), entries, children, span, item(), usize::from(key.is_some())) else {
-            return;
-        };
+        let value = self.value(name.value(), entries, children, span, item(), usize::from(key.is_some()))?;
+        Some(Each { key, value, name_span })
+    }
+
+    /// Adds a mapped entry of a map or item of a list to `field` of `table`. `given` holds the map's keys
+    /// so far, where each was given.
+    fn each_insert(&mut self, each: Each, field: &str, table: &mut Table, given: &mut HashMap<CompactString, Span>) {
+        let Each { key, value, name_span } = each;
         let index = match table.entries.iter().position(|e| e.key == field) {
             Some(index) => index,
             None => {
@@ -379,5 +437,35 @@ fn unpatch(shape: Shape) -> Shape {
     match shape {
         Shape::Patch(inner) => unpatch(inner()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mapped with the top level's entries mapped ahead in parts, every repository KDL manifest and
+    /// mutations of it (mistakes of every kind, duplicates across parts) give the table and the
+    /// diagnostics of one pass.
+    #[test]
+    fn mapping_ahead_in_parts_gives_what_one_pass_gives() {
+        let texts = super::super::mutations::repository_texts("kdl");
+        let inserts = ['"', '{', '}', ';', '\n', ' ', 'e', '='];
+        let (mut mapped, mut with_diagnostics) = (0usize, 0usize);
+        for text in super::super::mutations::mutations(&texts, &inserts, 20) {
+            let map = |threads: usize| {
+                let document = super::super::kdl_fast::parse(&text)?;
+                let mut diags = Vec::new();
+                let table = Mapper { diags: &mut diags }.top_level(document.into_nodes(), &RawManifest::INFO, threads);
+                Some((table, diags))
+            };
+            let Some(one_pass) = map(1) else { continue };
+            mapped += 1;
+            with_diagnostics += usize::from(!one_pass.1.is_empty());
+            for threads in [2, 3, 7] {
+                assert_eq!(map(threads).as_ref(), Some(&one_pass), "{threads} threads:\n{text}");
+            }
+        }
+        assert!(mapped > 500 && with_diagnostics > 50, "{mapped} mapped, {with_diagnostics} with diagnostics");
     }
 }
