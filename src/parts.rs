@@ -77,6 +77,48 @@ pub fn map_parts_mut<T: Send, R: Send>(
     })
 }
 
+/// Where to cut a text of `len` bytes into up to `parts` parts of about equal length: for each, the
+/// first place `next_cut` finds at or after the even split (and past the cut before), in order.
+pub fn cuts(len: usize, parts: usize, next_cut: impl Fn(usize) -> Option<usize>) -> Vec<usize> {
+    let mut cuts: Vec<usize> = Vec::with_capacity(parts);
+    for part in 1..parts {
+        let from = (len / parts * part).max(cuts.last().map_or(0, |&cut| cut + 1));
+        match next_cut(from) {
+            Some(at) if at < len => cuts.push(at),
+            _ => break,
+        }
+    }
+    cuts
+}
+
+/// The start of the first line at or after `from` whose first byte is one `starts` takes: a place
+/// where a part of a text may start.
+pub fn line_from(text: &str, from: usize, starts: impl Fn(u8) -> bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    if at > 0 {
+        // The start of the next line, unless `from` is one.
+        at += bytes.get(at - 1..)?.iter().position(|&b| b == b'\n')?;
+    }
+    loop {
+        if starts(*bytes.get(at)?) {
+            return Some(at);
+        }
+        at += bytes.get(at..)?.iter().position(|&b| b == b'\n')? + 1;
+    }
+}
+
+/// `work` on each range of a text of `len` bytes between `cuts` (start, end), side by side as in
+/// [`map_parts`]; the results in the text's order.
+pub fn map_ranges<R: Send>(len: usize, cuts: &[usize], work: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
+    let starts = std::iter::once(0).chain(cuts.iter().copied());
+    let ranges: Vec<(usize, usize)> = starts.zip(cuts.iter().copied().chain([len])).collect();
+    map_parts(&ranges, ranges.len(), |part| part.iter().map(|&(start, end)| work(start, end)).collect::<Vec<_>>())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +148,20 @@ mod tests {
             assert_eq!(firsts.len(), threads, "{threads} threads");
             assert!(firsts.windows(2).all(|w| w[0] < w[1]), "{threads} threads");
         }
+    }
+
+    #[test]
+    fn texts_are_cut_where_asked_and_read_in_order() {
+        let text = "a\nbb\nccc\ndddd\n";
+        let cuts = cuts(text.len(), 3, |from| line_from(text, from, |_| true));
+        assert_eq!(cuts, vec![5, 9]);
+        assert_eq!(line_from(text, 0, |b| b == b'c'), Some(5));
+        assert_eq!(line_from(text, 5, |b| b == b'c'), Some(5));
+        assert_eq!(line_from(text, 6, |b| b == b'c'), None);
+        let parts = map_ranges(text.len(), &cuts, |start, end| &text[start..end]);
+        assert_eq!(parts, vec!["a\nbb\n", "ccc\n", "dddd\n"]);
+        assert!(super::cuts(text.len(), 3, |_| None).is_empty());
+        assert_eq!(map_ranges(4, &[], |start, end| (start, end)), vec![(0, 4)]);
     }
 
     #[test]

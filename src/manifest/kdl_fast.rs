@@ -189,29 +189,15 @@ pub fn parse(text: &str) -> Option<Document> {
 /// part. `None` when any part fails or no cut is found: the caller then reads the text in one pass (a
 /// test holds the two equal on every KDL manifest in the repository, cut at every such line).
 pub fn parse_in_parts(text: &str, parts: usize) -> Option<Document> {
-    let mut cuts: Vec<usize> = Vec::with_capacity(parts);
-    for part in 1..parts {
-        let from = (text.len() / parts * part).max(cuts.last().map_or(0, |&cut| cut + 1));
-        match node_line_from(text, from) {
-            Some(at) => cuts.push(at),
-            None => break,
-        }
-    }
-    parse_cut(text, cuts)
+    parse_cut(text, crate::parts::cuts(text.len(), parts, |from| node_line_from(text, from)))
 }
 
 /// [`parse_in_parts`] with the parts cut at `cuts` (increasing positions inside the text).
-fn parse_cut(text: &str, mut ends: Vec<usize>) -> Option<Document> {
-    if ends.is_empty() {
+fn parse_cut(text: &str, cuts: Vec<usize>) -> Option<Document> {
+    if cuts.is_empty() {
         return None;
     }
-    ends.push(text.len());
-    let ranges: Vec<(usize, usize)> =
-        std::iter::once(0).chain(ends.iter().copied()).zip(ends.iter().copied()).collect();
-    let parts = crate::parts::map_parts(&ranges, ranges.len(), |part| {
-        let &[(start, end)] = part else { return None };
-        Reader::new(text, start, end).nodes(0)
-    });
+    let parts = crate::parts::map_ranges(text.len(), &cuts, |start, end| Reader::new(text, start, end).nodes(0));
     let mut nodes = Vec::new();
     for part in parts {
         nodes.extend(part?);
@@ -222,18 +208,7 @@ fn parse_cut(text: &str, mut ends: Vec<usize>) -> Option<Document> {
 /// The start of the first line at or after `from` that begins with a node name (a letter, `_` or a
 /// quote, with no space before it): where a part may start.
 fn node_line_from(text: &str, from: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut at = from;
-    if at > 0 {
-        at += bytes.get(at - 1..)?.iter().position(|&b| b == b'\n')?;
-    }
-    loop {
-        match bytes.get(at) {
-            None => return None,
-            Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'"') => return Some(at),
-            Some(_) => at += bytes.get(at..)?.iter().position(|&b| b == b'\n')? + 1,
-        }
-    }
+    crate::parts::line_from(text, from, |b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'"'))
 }
 
 fn span(start: usize, end: usize) -> Span {
@@ -722,32 +697,16 @@ mod tests {
                 .map(String::from),
         );
         let inserts = ['{', '}', '\n', ';', '"', '/', '*', ' '];
-        let (mut compared, mut taken) = (0usize, 0usize);
-        for (index, text) in super::super::mutations::mutations(&texts, &inserts, 8).iter().enumerate() {
-            let original = index % 9 == 0 && index / 9 < repository;
-            let one_pass = Reader::new(text, 0, text.len()).nodes(0).map(|nodes| Document { nodes });
-            let mut cuts = Vec::new();
-            let mut from = 1;
-            while let Some(at) = node_line_from(text, from) {
-                cuts.push(at);
-                from = at + 1;
-            }
-            let mut tries: Vec<Vec<usize>> = cuts.iter().map(|&cut| vec![cut]).collect();
-            tries.extend(cuts.windows(2).map(<[usize]>::to_vec));
-            for cut in tries {
-                compared += 1;
-                match parse_cut(text, cut.clone()) {
-                    Some(parts) => {
-                        taken += 1;
-                        assert_eq!(Some(parts), one_pass, "cut at {cut:?}:\n{text}");
-                    }
-                    None => assert!(
-                        !original || one_pass.is_none(),
-                        "a manifest read in one pass was declined cut at {cut:?}:\n{text}"
-                    ),
-                }
-            }
-        }
+        let one_pass = |text: &str| Reader::new(text, 0, text.len()).nodes(0).map(|nodes| Document { nodes });
+        let (compared, taken) = super::super::mutations::check_parts(
+            &texts,
+            repository,
+            &inserts,
+            false,
+            node_line_from,
+            one_pass,
+            parse_cut,
+        );
         assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
         // The public entry point, on a text large enough to be read in parts.
         let mut large = String::from("project {\n    name \"big\"\n}\n");
@@ -756,6 +715,6 @@ mod tests {
         }
         let in_parts = parse_in_parts(&large, 3);
         assert!(in_parts.is_some());
-        assert_eq!(in_parts, Reader::new(&large, 0, large.len()).nodes(0).map(|nodes| Document { nodes }));
+        assert_eq!(in_parts, one_pass(&large));
     }
 }

@@ -45,3 +45,50 @@ pub fn mutations(texts: &[String], inserts: &[char], per_text: usize) -> Vec<Str
     }
     out
 }
+
+/// Holds a reader that reads a text in parts to reading it in one pass. Each text and `per_text`
+/// mutations of it are cut at every line `cut_line` finds (the next cut at or after a position), at
+/// pairs of neighbouring such lines, and with `skip_one` also at pairs one line apart. Whenever
+/// `in_parts` takes a cut text it must give what `one_pass` gives; the first `repository` texts,
+/// unmutated, must be taken at every cut. Returns how many cut texts were tried and taken.
+pub fn check_parts<T: PartialEq + std::fmt::Debug>(
+    texts: &[String],
+    repository: usize,
+    inserts: &[char],
+    skip_one: bool,
+    cut_line: impl Fn(&str, usize) -> Option<usize>,
+    one_pass: impl Fn(&str) -> Option<T>,
+    in_parts: impl Fn(&str, Vec<usize>) -> Option<T>,
+) -> (usize, usize) {
+    const PER_TEXT: usize = 8;
+    let (mut compared, mut taken) = (0usize, 0usize);
+    for (index, text) in mutations(texts, inserts, PER_TEXT).iter().enumerate() {
+        let original = index % (PER_TEXT + 1) == 0 && index / (PER_TEXT + 1) < repository;
+        let whole = one_pass(text);
+        let mut cuts = Vec::new();
+        let mut from = 1;
+        while let Some(at) = cut_line(text, from) {
+            cuts.push(at);
+            from = at + 1;
+        }
+        let mut tries: Vec<Vec<usize>> = cuts.iter().map(|&cut| vec![cut]).collect();
+        tries.extend(cuts.windows(2).map(<[usize]>::to_vec));
+        if skip_one {
+            tries.extend(cuts.windows(3).map(|w| vec![w[0], w[2]]));
+        }
+        for cut in tries {
+            compared += 1;
+            match in_parts(text, cut.clone()) {
+                Some(parts) => {
+                    taken += 1;
+                    assert_eq!(Some(parts), whole, "cut at {cut:?}:\n{text}");
+                }
+                None => assert!(
+                    !original || whole.is_none(),
+                    "a manifest read in one pass was declined cut at {cut:?}:\n{text}"
+                ),
+            }
+        }
+    }
+    (compared, taken)
+}

@@ -56,27 +56,15 @@ pub fn parse(text: &str) -> Option<Node> {
 /// the caller then reads the text in one pass, which gives the same tree or declines the same text
 /// (a test holds the two equal on every manifest in the repository, cut at every header line).
 pub fn parse_in_parts(text: &str, parts: usize) -> Option<Node> {
-    let mut ends: Vec<usize> = Vec::with_capacity(parts);
-    for part in 1..parts {
-        let from = (text.len() / parts * part).max(ends.last().map_or(0, |&end| end + 1));
-        match header_line_from(text, from) {
-            Some(at) if at < text.len() => ends.push(at),
-            _ => break,
-        }
-    }
-    parse_cut(text, ends)
+    parse_cut(text, crate::parts::cuts(text.len(), parts, |from| header_line_from(text, from)))
 }
 
 /// [`parse_in_parts`] with the parts cut at `cuts` (increasing positions inside the text).
-fn parse_cut(text: &str, mut ends: Vec<usize>) -> Option<Node> {
-    if ends.is_empty() {
+fn parse_cut(text: &str, cuts: Vec<usize>) -> Option<Node> {
+    if cuts.is_empty() {
         return None;
     }
-    ends.push(text.len());
-    let ranges: Vec<(usize, usize)> =
-        std::iter::once(0).chain(ends.iter().copied()).zip(ends.iter().copied()).collect();
-    let read = crate::parts::map_parts(&ranges, ranges.len(), |part| {
-        let &[(start, end)] = part else { return None };
+    let read = crate::parts::map_ranges(text.len(), &cuts, |start, end| {
         let mut reader = Reader::new(text, start, end);
         reader.document()?;
         Some(reader)
@@ -91,18 +79,7 @@ fn parse_cut(text: &str, mut ends: Vec<usize>) -> Option<Node> {
 
 /// The start of the first line at or after `from` that begins with `[`: where a header may start a part.
 fn header_line_from(text: &str, from: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut at = from;
-    if at > 0 {
-        // The start of the next line.
-        at += bytes.get(at - 1..)?.iter().position(|&b| b == b'\n')?;
-    }
-    loop {
-        if bytes.get(at) == Some(&b'[') {
-            return Some(at);
-        }
-        at += bytes.get(at..)?.iter().position(|&b| b == b'\n')? + 1;
-    }
+    crate::parts::line_from(text, from, |b| b == b'[')
 }
 
 /// A table made by a header or on the way to one, while the document is read. Header tables are
@@ -777,34 +754,9 @@ mod tests {
             .map(String::from),
         );
         let inserts = ['[', ']', '\n', '=', '"', '.', ' '];
-        let (mut compared, mut taken) = (0usize, 0usize);
-        for (index, text) in mutations::mutations(&texts, &inserts, 8).iter().enumerate() {
-            // An unmutated repository manifest (no array of its spans lines that start with `[`).
-            let original = index % 9 == 0 && index / 9 < repository;
-            let one_pass = parse(text);
-            let mut cuts = Vec::new();
-            let mut from = 1;
-            while let Some(at) = header_line_from(text, from) {
-                cuts.push(at);
-                from = at + 1;
-            }
-            let mut tries: Vec<Vec<usize>> = cuts.iter().map(|&cut| vec![cut]).collect();
-            tries.extend(cuts.windows(2).map(<[usize]>::to_vec));
-            tries.extend(cuts.windows(3).map(|w| vec![w[0], w[2]]));
-            for cut in tries {
-                compared += 1;
-                match parse_cut(text, cut.clone()) {
-                    Some(parts) => {
-                        taken += 1;
-                        assert_eq!(Some(parts), one_pass, "cut at {cut:?}:\n{text}");
-                    }
-                    None => assert!(
-                        !original || one_pass.is_none(),
-                        "a manifest read in one pass was declined cut at {cut:?}:\n{text}"
-                    ),
-                }
-            }
-        }
+        // An unmutated repository manifest has no array spanning lines that start with `[`.
+        let (compared, taken) =
+            mutations::check_parts(&texts, repository, &inserts, true, header_line_from, parse, parse_cut);
         assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
         // The public entry point, on a text large enough to be read in parts.
         let mut large = String::from("[project]\nname = \"big\"\n");
