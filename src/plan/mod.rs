@@ -275,7 +275,6 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
         deploy_digests[index] = version.finish();
         deploy_levels[index] = level;
     }
-    let made = Made { steps: &steps, image_at: &image_at, bundle_at: &bundle_at };
     const PER_THREAD: usize = 1000;
     let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
     let deploys = crate::parts::map_parts_mut(&mut specs, threads, |first, part| {
@@ -283,19 +282,20 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
             .zip(part.iter_mut())
             .map(|(index, spec)| {
                 let env = envs[index];
-                let needs_at = std::iter::once(image_at[index]).chain(bundle_at[index]);
-                let mut needs: Vec<String> = needs_at.map(|at| steps[at].id.clone()).collect();
-                let mut inputs: Vec<HashInput> = Vec::with_capacity(1 + needs.len() + dependencies[index].len());
-                inputs.extend(spec.take());
-                inputs.extend(made.step_inputs(index));
-                needs.extend(dependencies[index].iter().map(|&at| format!("deploy:{}", envs[at].name)));
-                inputs.extend(dependencies[index].iter().zip(&needs[needs.len() - dependencies[index].len()..]).map(
-                    |(&at, id)| HashInput {
-                        label: id.clone(),
-                        digest: deploy_digests[at].clone(),
-                        detail: String::new(),
-                    },
-                ));
+                // What the deployment needs, with the digest its version took of each, in that order.
+                let made = std::iter::once(image_at[index]).chain(bundle_at[index]).map(|at| &steps[at]);
+                let mut needs: Vec<(String, &str)> = made.map(|step| (step.id.clone(), step.digest.as_str())).collect();
+                needs.extend(
+                    dependencies[index]
+                        .iter()
+                        .map(|&at| (format!("deploy:{}", envs[at].name), deploy_digests[at].as_str())),
+                );
+                let inputs = spec.take().into_iter().chain(needs.iter().map(|(id, digest)| HashInput {
+                    label: id.clone(),
+                    digest: digest.to_string(),
+                    detail: String::new(),
+                }));
+                let inputs: Vec<HashInput> = inputs.collect();
                 let detail = StepDetail::Deploy {
                     environment: env.name.clone(),
                     environment_kind: env.kind,
@@ -309,7 +309,7 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
                     level: deploy_levels[index],
                     version: digest[..VERSION_LEN].to_string(),
                     digest,
-                    needs,
+                    needs: needs.into_iter().map(|(id, _)| id).collect(),
                     detail,
                     inputs,
                 }
@@ -318,24 +318,6 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     });
     steps.extend(deploys.into_iter().flatten());
     Ok(order_and_level(manifest, steps))
-}
-
-/// The steps made before the deployments, for the deployments' hash inputs.
-struct Made<'a> {
-    steps: &'a [Step],
-    image_at: &'a [usize],
-    bundle_at: &'a [Option<usize>],
-}
-
-impl Made<'_> {
-    /// The hash inputs of the i-th environment's image and bundle, as its version took them.
-    fn step_inputs(&self, index: usize) -> impl Iterator<Item = HashInput> + '_ {
-        std::iter::once(self.image_at[index]).chain(self.bundle_at[index]).map(|at| HashInput {
-            label: self.steps[at].id.clone(),
-            digest: self.steps[at].digest.clone(),
-            detail: String::new(),
-        })
-    }
 }
 
 /// What a deployment's version says of its environment: the project, the name and the resolved spec.
