@@ -254,12 +254,12 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
         linked.sort_unstable();
         dependencies.push(linked);
     }
-    let order = toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
+    toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
+    let order = earliest_first(&dependencies);
     let mut specs: Vec<Option<HashInput>> = spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect();
     let mut deploy_digests: Vec<String> = vec![String::new(); envs.len()];
     let mut deploy_levels: Vec<usize> = vec![0; envs.len()];
-    for node in order {
-        let index = node.index();
+    for index in order {
         let spec = specs[index].get_or_insert_with(|| deploy_spec(&manifest.project.name, envs[index]));
         let mut version = hash::Framer::new();
         version.input(&[&spec.label], &spec.digest);
@@ -318,6 +318,32 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     });
     steps.extend(deploys.into_iter().flatten());
     Ok(order_and_level(manifest, steps))
+}
+
+/// A dependency order of the environments (each after its dependencies; the graph has no cycle) that
+/// keeps to their order where it can: environments usually depend on ones sorted before them, and then
+/// it is that order, so the versions are computed walking memory forwards rather than all over it.
+fn earliest_first(dependencies: &[Vec<usize>]) -> Vec<usize> {
+    let mut waiting_on: Vec<usize> = dependencies.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); dependencies.len()];
+    for (index, needs) in dependencies.iter().enumerate() {
+        for &dependency in needs {
+            dependents[dependency].push(index);
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        (0..dependencies.len()).filter(|&index| waiting_on[index] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(dependencies.len());
+    while let Some(std::cmp::Reverse(index)) = ready.pop() {
+        order.push(index);
+        for &dependent in &dependents[index] {
+            waiting_on[dependent] -= 1;
+            if waiting_on[dependent] == 0 {
+                ready.push(std::cmp::Reverse(dependent));
+            }
+        }
+    }
+    order
 }
 
 /// What a deployment's version says of its environment: the project, the name and the resolved spec.
@@ -421,5 +447,25 @@ fn order_and_level(manifest: &Manifest, steps: Vec<Step>) -> Plan {
         domain: manifest.domain.clone(),
         steps,
         levels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_order_keeps_to_the_given_order_where_it_can() {
+        // Every dependency sorted before its dependents: the order itself.
+        assert_eq!(earliest_first(&[vec![], vec![0], vec![0, 1], vec![], vec![2, 3]]), vec![0, 1, 2, 3, 4]);
+        // 0 needs 3 and 1 needs 2: each waits for its dependency, the rest keep their places.
+        let dependencies = [vec![3], vec![2], vec![], vec![], vec![0]];
+        let order = earliest_first(&dependencies);
+        assert_eq!(order, vec![2, 1, 3, 0, 4]);
+        let position = |index: usize| order.iter().position(|&i| i == index).unwrap();
+        for (index, needs) in dependencies.iter().enumerate() {
+            assert!(needs.iter().all(|&need| position(need) < position(index)), "{index} after {needs:?}");
+        }
+        assert!(earliest_first(&[]).is_empty());
     }
 }
