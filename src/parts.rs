@@ -108,12 +108,17 @@ pub fn line_from(text: &str, from: usize, starts: impl Fn(u8) -> bool) -> Option
     }
 }
 
-/// `work` on each range of a text of `len` bytes between `cuts` (start, end), side by side as in
-/// [`map_parts`]; the results in the text's order.
-pub fn map_ranges<R: Send>(len: usize, cuts: &[usize], work: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
+/// `work` on each range of a text of `len` bytes between `cuts` (start, end), on up to `threads`
+/// threads as in [`map_parts`] (one reads them one after another here); the results in the text's order.
+pub fn map_ranges<R: Send>(
+    len: usize,
+    cuts: &[usize],
+    threads: usize,
+    work: impl Fn(usize, usize) -> R + Sync,
+) -> Vec<R> {
     let starts = std::iter::once(0).chain(cuts.iter().copied());
     let ranges: Vec<(usize, usize)> = starts.zip(cuts.iter().copied().chain([len])).collect();
-    map_parts(&ranges, ranges.len(), |part| part.iter().map(|&(start, end)| work(start, end)).collect::<Vec<_>>())
+    map_parts(&ranges, threads, |part| part.iter().map(|&(start, end)| work(start, end)).collect::<Vec<_>>())
         .into_iter()
         .flatten()
         .collect()
@@ -158,10 +163,12 @@ mod tests {
         assert_eq!(line_from(text, 0, |b| b == b'c'), Some(5));
         assert_eq!(line_from(text, 5, |b| b == b'c'), Some(5));
         assert_eq!(line_from(text, 6, |b| b == b'c'), None);
-        let parts = map_ranges(text.len(), &cuts, |start, end| &text[start..end]);
-        assert_eq!(parts, vec!["a\nbb\n", "ccc\n", "dddd\n"]);
+        for threads in [1, 2, 3] {
+            let parts = map_ranges(text.len(), &cuts, threads, |start, end| &text[start..end]);
+            assert_eq!(parts, vec!["a\nbb\n", "ccc\n", "dddd\n"], "{threads} threads");
+        }
         assert!(super::cuts(text.len(), 3, |_| None).is_empty());
-        assert_eq!(map_ranges(4, &[], |start, end| (start, end)), vec![(0, 4)]);
+        assert_eq!(map_ranges(4, &[], 2, |start, end| (start, end)), vec![(0, 4)]);
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl From<&KdlDocument> for Document {
 pub fn parse(text: &str) -> Option<Document> {
     let parts = crate::parts::threads_for(text.len(), BYTES_PER_PART);
     if parts > 1
-        && let Some(document) = parse_in_parts(text, parts)
+        && let Some(document) = parse_in_parts(text, parts, parts)
     {
         return Some(document);
     }
@@ -188,16 +188,20 @@ pub fn parse(text: &str) -> Option<Document> {
 /// top-level nodes and the join is what one pass gives; a cut inside a block or a comment fails its
 /// part. `None` when any part fails or no cut is found: the caller then reads the text in one pass (a
 /// test holds the two equal on every KDL manifest in the repository, cut at every such line).
-pub fn parse_in_parts(text: &str, parts: usize) -> Option<Document> {
-    parse_cut(text, crate::parts::cuts(text.len(), parts, |from| node_line_from(text, from)))
+///
+/// The parts are read on `threads` threads; with one, one after another here: the same cuts and joins
+/// without starting threads, as the fuzz targets check them.
+pub fn parse_in_parts(text: &str, parts: usize, threads: usize) -> Option<Document> {
+    parse_cut(text, crate::parts::cuts(text.len(), parts, |from| node_line_from(text, from)), threads)
 }
 
 /// [`parse_in_parts`] with the parts cut at `cuts` (increasing positions inside the text).
-fn parse_cut(text: &str, cuts: Vec<usize>) -> Option<Document> {
+fn parse_cut(text: &str, cuts: Vec<usize>, threads: usize) -> Option<Document> {
     if cuts.is_empty() {
         return None;
     }
-    let parts = crate::parts::map_ranges(text.len(), &cuts, |start, end| Reader::new(text, start, end).nodes(0));
+    let parts =
+        crate::parts::map_ranges(text.len(), &cuts, threads, |start, end| Reader::new(text, start, end).nodes(0));
     let mut nodes = Vec::new();
     for part in parts {
         nodes.extend(part?);
@@ -705,7 +709,10 @@ mod tests {
             false,
             node_line_from,
             one_pass,
-            parse_cut,
+            |text, cuts| {
+                let threads = cuts.len() + 1;
+                parse_cut(text, cuts, threads)
+            },
         );
         assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
         // The public entry point, on a text large enough to be read in parts.
@@ -713,7 +720,8 @@ mod tests {
         for n in 0..20_000 {
             large.push_str(&format!("environment \"env-{n}\" {{\n    kind \"task\"\n    cpu \"{n}m\"\n}}\n"));
         }
-        let in_parts = parse_in_parts(&large, 3);
+        let in_parts = parse_in_parts(&large, 3, 3);
+        assert_eq!(parse_in_parts(&large, 3, 1), in_parts);
         assert!(in_parts.is_some());
         assert_eq!(in_parts, one_pass(&large));
     }

@@ -39,7 +39,7 @@ const BYTES_PER_PART: usize = 256 * 1024;
 pub fn parse(text: &str) -> Option<Node> {
     let parts = crate::parts::threads_for(text.len(), BYTES_PER_PART);
     if parts > 1
-        && let Some(tree) = parse_in_parts(text, parts)
+        && let Some(tree) = parse_in_parts(text, parts, parts)
     {
         return Some(tree);
     }
@@ -55,16 +55,19 @@ pub fn parse(text: &str) -> Option<Node> {
 /// inside an array spanning lines fails that part. `None` when any part fails or no cut is found:
 /// the caller then reads the text in one pass, which gives the same tree or declines the same text
 /// (a test holds the two equal on every manifest in the repository, cut at every header line).
-pub fn parse_in_parts(text: &str, parts: usize) -> Option<Node> {
-    parse_cut(text, crate::parts::cuts(text.len(), parts, |from| header_line_from(text, from)))
+///
+/// The parts are read on `threads` threads; with one, one after another here: the same cuts and joins
+/// without starting threads, as the fuzz targets check them.
+pub fn parse_in_parts(text: &str, parts: usize, threads: usize) -> Option<Node> {
+    parse_cut(text, crate::parts::cuts(text.len(), parts, |from| header_line_from(text, from)), threads)
 }
 
 /// [`parse_in_parts`] with the parts cut at `cuts` (increasing positions inside the text).
-fn parse_cut(text: &str, cuts: Vec<usize>) -> Option<Node> {
+fn parse_cut(text: &str, cuts: Vec<usize>, threads: usize) -> Option<Node> {
     if cuts.is_empty() {
         return None;
     }
-    let read = crate::parts::map_ranges(text.len(), &cuts, |start, end| {
+    let read = crate::parts::map_ranges(text.len(), &cuts, threads, |start, end| {
         let mut reader = Reader::new(text, start, end);
         reader.document()?;
         Some(reader)
@@ -756,7 +759,10 @@ mod tests {
         let inserts = ['[', ']', '\n', '=', '"', '.', ' '];
         // An unmutated repository manifest has no array spanning lines that start with `[`.
         let (compared, taken) =
-            mutations::check_parts(&texts, repository, &inserts, true, header_line_from, parse, parse_cut);
+            mutations::check_parts(&texts, repository, &inserts, true, header_line_from, parse, |text, cuts| {
+                let threads = cuts.len() + 1;
+                parse_cut(text, cuts, threads)
+            });
         assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
         // The public entry point, on a text large enough to be read in parts.
         let mut large = String::from("[project]\nname = \"big\"\n");
@@ -765,8 +771,9 @@ mod tests {
             large.push_str(&format!("[environments.env-{n}.resources.requests]\ncpu = \"{n}m\"\n"));
         }
         large.push_str("[[list]]\na = 1\n[[list]]\na = 2\n");
-        assert_eq!(parse_in_parts(&large, 3), slow(&large));
-        assert!(parse_in_parts(&large, 3).is_some());
+        assert_eq!(parse_in_parts(&large, 3, 3), slow(&large));
+        assert!(parse_in_parts(&large, 3, 3).is_some());
+        assert_eq!(parse_in_parts(&large, 3, 1), parse_in_parts(&large, 3, 3));
     }
 
     /// Whenever the fast reader accepts a text, the `toml` crate accepts it too and gives the same tree,
