@@ -709,10 +709,7 @@ mod tests {
             false,
             node_line_from,
             one_pass,
-            |text, cuts| {
-                let threads = cuts.len() + 1;
-                parse_cut(text, cuts, threads)
-            },
+            parse_cut,
         );
         assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
         // The public entry point, on a text large enough to be read in parts.

@@ -48,8 +48,9 @@ pub fn mutations(texts: &[String], inserts: &[char], per_text: usize) -> Vec<Str
 
 /// Holds a reader that reads a text in parts to reading it in one pass. Each text and `per_text`
 /// mutations of it are cut at every line `cut_line` finds (the next cut at or after a position), at
-/// pairs of neighbouring such lines, and with `skip_one` also at pairs one line apart. Whenever
-/// `in_parts` takes a cut text it must give what `one_pass` gives; the first `repository` texts,
+/// pairs of neighbouring such lines, and with `skip_one` also at pairs one line apart, each part read
+/// on a thread of its own. Whenever `in_parts` (text, cuts, threads) takes a cut text it must give what
+/// `one_pass` gives; the first `repository` texts,
 /// unmutated, must be taken at every cut. Returns how many cut texts were tried and taken.
 pub fn check_parts<T: PartialEq + std::fmt::Debug>(
     texts: &[String],
@@ -58,7 +59,7 @@ pub fn check_parts<T: PartialEq + std::fmt::Debug>(
     skip_one: bool,
     cut_line: impl Fn(&str, usize) -> Option<usize>,
     one_pass: impl Fn(&str) -> Option<T>,
-    in_parts: impl Fn(&str, Vec<usize>) -> Option<T>,
+    in_parts: impl Fn(&str, Vec<usize>, usize) -> Option<T>,
 ) -> (usize, usize) {
     const PER_TEXT: usize = 8;
     let (mut compared, mut taken) = (0usize, 0usize);
@@ -78,7 +79,7 @@ pub fn check_parts<T: PartialEq + std::fmt::Debug>(
         }
         for cut in tries {
             compared += 1;
-            match in_parts(text, cut.clone()) {
+            match in_parts(text, cut.clone(), cut.len() + 1) {
                 Some(parts) => {
                     taken += 1;
                     assert_eq!(Some(parts), whole, "cut at {cut:?}:\n{text}");

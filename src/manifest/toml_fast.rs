@@ -759,10 +759,7 @@ mod tests {
         let inserts = ['[', ']', '\n', '=', '"', '.', ' '];
         // An unmutated repository manifest has no array spanning lines that start with `[`.
         let (compared, taken) =
-            mutations::check_parts(&texts, repository, &inserts, true, header_line_from, parse, |text, cuts| {
-                let threads = cuts.len() + 1;
-                parse_cut(text, cuts, threads)
-            });
+            mutations::check_parts(&texts, repository, &inserts, true, header_line_from, parse, parse_cut);
         assert!(taken > 1000, "only {taken} of {compared} cut texts were read");
         // The public entry point, on a text large enough to be read in parts.
         let mut large = String::from("[project]\nname = \"big\"\n");
