@@ -82,12 +82,27 @@ struct Each {
     name_span: Span,
 }
 
-/// A top-level node as [`Mapper::top_level`] maps it ahead.
+/// A node of a struct, mapped as far as it can be without the struct's table.
 enum Ahead {
     /// An entry of the map or list `field`, what mapping it made, and the diagnostics it raised.
     Each { field: &'static str, made: Option<Each>, diags: Vec<Diagnostic> },
     /// Any other node: mapped in order, with the table at hand.
     Node(KdlNode),
+}
+
+impl Ahead {
+    /// Maps an entry of a map or list whole, on any thread; leaves any other node as it is.
+    fn of(node: KdlNode, info: &StructInfo) -> Ahead {
+        let name = node.name().value();
+        match info.fields.iter().find(|f| f.kdl_each == Some(name)) {
+            Some(field) => {
+                let mut diags = Vec::new();
+                let made = Mapper { diags: &mut diags }.each_value(node, (field.shape)());
+                Ahead::Each { field: field.name, made, diags }
+            }
+            None => Ahead::Node(node),
+        }
+    }
 }
 
 impl Mapper<'_> {
@@ -100,29 +115,27 @@ impl Mapper<'_> {
     /// `threads` threads, each with diagnostics of its own, then laid into the table in order here with
     /// those diagnostics, so the table and the diagnostics are those of one pass (a test holds them equal).
     fn top_level(&mut self, nodes: Vec<KdlNode>, info: &StructInfo, threads: usize) -> Table {
-        if threads <= 1 {
-            return self.children(nodes, info);
-        }
         let mut slots: Vec<Option<KdlNode>> = nodes.into_iter().map(Some).collect();
         let parts = crate::parts::map_parts_mut(&mut slots, threads, |_, part| {
-            let mut ahead = Vec::with_capacity(part.len());
-            for node in part.iter_mut().filter_map(Option::take) {
-                let name = node.name().value();
-                ahead.push(match info.fields.iter().find(|f| f.kdl_each == Some(name)) {
-                    Some(field) => {
-                        let mut diags = Vec::new();
-                        let made = Mapper { diags: &mut diags }.each_value(node, (field.shape)());
-                        Ahead::Each { field: field.name, made, diags }
-                    }
-                    None => Ahead::Node(node),
-                });
-            }
-            ahead
+            part.iter_mut().filter_map(Option::take).map(|node| Ahead::of(node, info)).collect::<Vec<_>>()
         });
+        self.lay(parts.into_iter().flatten(), info)
+    }
+
+    /// The child nodes of a struct's node, as the struct's table. Nodes are taken apart as they are
+    /// mapped, so a large document is freed while the tree grows instead of after it.
+    fn children(&mut self, nodes: Vec<KdlNode>, info: &StructInfo) -> Table {
+        self.lay(nodes.into_iter().map(|node| Ahead::of(node, info)), info)
+    }
+
+    /// Lays a struct's nodes, mapped as far as they can be without its table, into the table in order,
+    /// with the diagnostics their mapping raised.
+    fn lay(&mut self, nodes: impl Iterator<Item = Ahead>, info: &StructInfo) -> Table {
         let mut table = Table::default();
+        // The keys given so far in each map of `kdl_each` entries: a map may hold thousands.
         let mut given: HashMap<&str, HashMap<CompactString, Span>> = HashMap::new();
-        for ahead in parts.into_iter().flatten() {
-            match ahead {
+        for node in nodes {
+            match node {
                 Ahead::Each { field, made, diags } => {
                     self.diags.extend(diags);
                     if let Some(made) = made {
@@ -131,25 +144,6 @@ impl Mapper<'_> {
                 }
                 Ahead::Node(node) => self.field_node(node, info, &mut table),
             }
-        }
-        table
-    }
-
-    /// The child nodes of a struct's node, as the struct's table. Nodes are taken apart as they are
-    /// mapped, so a large document is freed while the tree grows instead of after it.
-    fn children(&mut self, nodes: Vec<KdlNode>, info: &StructInfo) -> Table {
-        let mut table = Table::default();
-        // The keys given so far in each map of `kdl_each` entries: a map may hold thousands.
-        let mut given: HashMap<&str, HashMap<CompactString, Span>> = HashMap::new();
-        for node in nodes {
-            let name = node.name().value();
-            if let Some(field) = info.fields.iter().find(|f| f.kdl_each == Some(name)) {
-                if let Some(made) = self.each_value(node, (field.shape)()) {
-                    self.each_insert(made, field.name, &mut table, given.entry(field.name).or_default());
-                }
-                continue;
-            }
-            self.field_node(node, info, &mut table);
         }
         table
     }
