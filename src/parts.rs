@@ -124,6 +124,17 @@ pub fn map_ranges<R: Send>(
         .collect()
 }
 
+/// For tests of work split into parts: `run` on one thread, then on 2, 3 and 7, each giving what one
+/// thread gives (`what` says of what, when not); returns the one thread's result.
+#[cfg(test)]
+pub fn same_on_threads<R: PartialEq + std::fmt::Debug>(what: &str, run: impl Fn(usize) -> R) -> R {
+    let one = run(1);
+    for threads in [2, 3, 7] {
+        assert_eq!(run(threads), one, "{threads} threads: {what}");
+    }
+    one
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

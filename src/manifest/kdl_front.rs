@@ -453,12 +453,9 @@ mod tests {
                 let table = Mapper { diags: &mut diags }.top_level(document.into_nodes(), &RawManifest::INFO, threads);
                 Some((table, diags))
             };
-            let Some(one_pass) = map(1) else { continue };
+            let Some((_, diags)) = crate::parts::same_on_threads(&text, map) else { continue };
             mapped += 1;
-            with_diagnostics += usize::from(!one_pass.1.is_empty());
-            for threads in [2, 3, 7] {
-                assert_eq!(map(threads).as_ref(), Some(&one_pass), "{threads} threads:\n{text}");
-            }
+            with_diagnostics += usize::from(!diags.is_empty());
         }
         assert!(mapped > 500 && with_diagnostics > 50, "{mapped} mapped, {with_diagnostics} with diagnostics");
     }
