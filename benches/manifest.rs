@@ -36,7 +36,7 @@ use flyte::manifest::{self, Format};
 /// The domain the bench resolves: it has an overlay and the disabled environments.
 const DOMAIN: &str = "production";
 const TARGET: Duration = Duration::from_millis(100);
-const STAGES: [&str; 4] = ["parse", "resolve", "plan", "total"];
+const STAGES: [&str; 5] = ["parse", "resolve", "plan", "total", "explain"];
 
 fn main() {
     let sizes: Vec<usize> = std::env::var("FLYTE_BENCH_SIZES")
@@ -54,6 +54,9 @@ fn main() {
     println!("flyte manifest bench: load + resolve (domain \"{DOMAIN}\") + plan, release build");
     println!(
         "stages: parse = read + parse; resolve = overlay + decode + validate; plan = plan::build; total = all three"
+    );
+    println!(
+        "explain = plan::build with every deployment's spec as JSON too, as `--explain` and `-o json` make it (not in total)"
     );
     println!(
         "median and min over the iterations; per env = median / environments; ×prev = median / median at the previous size\n"
@@ -95,8 +98,8 @@ struct CaseResult {
     environments: usize,
     bytes: usize,
     iterations: usize,
-    /// Per stage (parse, resolve, plan, total): every iteration's time.
-    samples: [Vec<Duration>; 4],
+    /// Per stage (parse, resolve, plan, total, explain): every iteration's time.
+    samples: [Vec<Duration>; 5],
     steps: usize,
 }
 
@@ -122,7 +125,7 @@ fn run_case(
     max_iters: usize,
     budget: Duration,
 ) -> CaseResult {
-    let mut samples: [Vec<Duration>; 4] = Default::default();
+    let mut samples: [Vec<Duration>; 5] = Default::default();
     let mut steps = 0;
     let started = Instant::now();
     // One untimed run first: warms the file cache and checks that the manifest is valid.
@@ -135,8 +138,13 @@ fn run_case(
         let resolved = parsed.resolve(DOMAIN);
         let t2 = Instant::now();
         let Some(manifest) = resolved.manifest.as_ref() else { fail("resolve", format, size, &resolved.diagnostics) };
-        let plan = flyte::plan::build(manifest).unwrap_or_else(|e| panic!("plan for {size} environments: {e}"));
+        let plan = flyte::plan::build(manifest, flyte::plan::Explain::No)
+            .unwrap_or_else(|e| panic!("plan for {size} environments: {e}"));
         let t3 = Instant::now();
+        let explained = flyte::plan::build(manifest, flyte::plan::Explain::Yes)
+            .unwrap_or_else(|e| panic!("explained plan for {size} environments: {e}"));
+        let t4 = Instant::now();
+        assert_eq!(explained.steps.len(), plan.steps.len(), "explaining a plan changes no step");
         if warm_up {
             let errors: Vec<_> = resolved.diagnostics.iter().filter(|d| d.is_error()).collect();
             assert!(errors.is_empty(), "the generated manifest has errors");
@@ -148,12 +156,12 @@ fn run_case(
             steps = plan.steps.len();
             warm_up = false;
         } else {
-            for (stage, time) in [t1 - t0, t2 - t1, t3 - t2, t3 - t0].into_iter().enumerate() {
+            for (stage, time) in [t1 - t0, t2 - t1, t3 - t2, t3 - t0, t4 - t3].into_iter().enumerate() {
                 samples[stage].push(time);
             }
         }
         // Dropped outside the timed region.
-        drop((plan, resolved, parsed));
+        drop((explained, plan, resolved, parsed));
         let done = samples[0].len();
         if done >= max_iters || (done >= 3 && started.elapsed() > budget) {
             break;

@@ -117,7 +117,7 @@ pub fn load(name: &str, data: &[u8]) {
         let resolved = parsed.resolve(&domain);
         report_json(Some(&parsed.source), &resolved.diagnostics);
         if let Some(manifest) = &resolved.manifest {
-            let _ = flyte::plan::build(manifest);
+            let _ = flyte::plan::build(manifest, flyte::plan::Explain::Yes);
         }
     }
 }

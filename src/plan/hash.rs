@@ -1,8 +1,9 @@
 //! Content-addressed versions: a sha256 over labelled, framed inputs, each kept for `--explain`.
 //!
-//! Inputs are the canonical JSON of a resolved spec (struct fields in declaration order, maps sorted),
-//! file digests and other steps' versions. Nothing machine-specific enters: no absolute path, no mtime,
-//! no hash-seed order, so the same manifest and files give the same version anywhere.
+//! Inputs are the canonical encoding of a resolved spec (see [`super::canon`]: struct fields in
+//! declaration order, maps sorted), file digests and other steps' versions. Nothing machine-specific
+//! enters: no absolute path, no mtime, no hash-seed order, so the same manifest and files give the same
+//! version anywhere.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -11,9 +12,10 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct HashInput {
     pub label: String,
-    /// sha256 of the input's bytes, hex.
+    /// sha256 of the input's bytes, hex: a spec's canonical encoding, a file list's digest, a version.
     pub digest: String,
-    /// What the bytes were, for people: the canonical JSON, or a file's path and mode.
+    /// What the bytes were, for people: a spec as JSON, or a file count. Empty where the label says
+    /// it all (another step's version), and for deployment specs of a plan made without explanations.
     pub detail: String,
 }
 
@@ -26,6 +28,8 @@ thread_local! {
     /// The length of the last spec written on this thread: the next starts with that much room, so a
     /// large environment's JSON is not grown (and copied) several times.
     static LAST_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The canonical bytes of the spec being hashed on this thread, kept for the next one.
+    static CANONICAL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// How many hex digits of the digest make a version: 80 bits, plenty for names that never collide by chance.
@@ -95,8 +99,27 @@ impl Default for Framer {
     }
 }
 
-/// A value as a hash input: its canonical JSON, and the sha256 of that.
+/// A value as a hash input: the sha256 of its canonical encoding, and its JSON for people.
 pub fn spec_input<T: Serialize>(label: &str, value: &T) -> HashInput {
+    HashInput { label: label.to_string(), digest: spec_digest(value), detail: json(value) }
+}
+
+/// A value as a hash input without the JSON: the version is the same, `--explain` has nothing to show.
+pub fn spec_input_unexplained<T: Serialize>(label: &str, value: &T) -> HashInput {
+    HashInput { label: label.to_string(), digest: spec_digest(value), detail: String::new() }
+}
+
+/// The sha256 (hex) of a value's canonical encoding.
+pub fn spec_digest<T: Serialize>(value: &T) -> String {
+    CANONICAL.with_borrow_mut(|bytes| {
+        bytes.clear();
+        super::canon::encode(value, bytes);
+        to_hex(&Sha256::digest(bytes.as_slice()))
+    })
+}
+
+/// A value's JSON, as `--explain` shows it.
+fn json<T: Serialize>(value: &T) -> String {
     let mut json = Vec::with_capacity(LAST_LEN.get() + 64);
     // Serialising into memory fails only for maps with non-string keys, which no spec has.
     let json = match serde_json::to_writer(&mut json, value) {
@@ -104,7 +127,7 @@ pub fn spec_input<T: Serialize>(label: &str, value: &T) -> HashInput {
         Err(_) => String::new(),
     };
     LAST_LEN.set(json.len());
-    HashInput { label: label.to_string(), digest: to_hex(&Sha256::digest(json.as_bytes())), detail: json }
+    json
 }
 
 /// Lowercase hex, by table: digests are made hundreds of thousands of times in a large plan.

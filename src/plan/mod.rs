@@ -6,6 +6,7 @@
 //! the steps that may run in parallel. The plan is data: the same object is printed, saved and, later,
 //! executed. The diff against a live cluster will fill each step's action.
 
+pub mod canon;
 pub mod hash;
 pub mod render;
 
@@ -21,7 +22,7 @@ use crate::bundle::cache::StatCache;
 use crate::bundle::walk::{self, Globs, Scan};
 use crate::bundle::{FileEntry, FileSet};
 use crate::manifest::model::{CopyStyle, EnvKind, Environment, Image, ImageSource, Manifest};
-use hash::{HashInput, VERSION_LEN, VersionHasher, spec_input};
+use hash::{HashInput, VERSION_LEN, VersionHasher};
 
 /// The JSON plan's format version; bumped on any incompatible change.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
@@ -158,8 +159,17 @@ impl Digested {
     }
 }
 
+/// Whether a plan shows each deployment's spec as JSON beside its digest, for `--explain` and the JSON
+/// plan. The versions are the same either way; writing the JSON of every environment is a third of
+/// planning a large manifest, so a plan that only shows versions goes without.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Explain {
+    Yes,
+    No,
+}
+
 /// Builds the plan for a resolved manifest. Reads the files that versions depend on; nothing else.
-pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
+pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     let root = &manifest.project.root;
     let mut files = Files::default();
     // At most a bundle and a full-build image per environment, its deployment, and the plain images.
@@ -256,11 +266,12 @@ pub fn build(manifest: &Manifest) -> Result<Plan, PlanError> {
     }
     toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     let order = earliest_first(&dependencies);
-    let mut specs: Vec<Option<HashInput>> = spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect();
+    let mut specs: Vec<Option<HashInput>> =
+        spec_inputs(&manifest.project.name, &envs, explain).into_iter().map(Some).collect();
     let mut deploy_digests: Vec<String> = vec![String::new(); envs.len()];
     let mut deploy_levels: Vec<usize> = vec![0; envs.len()];
     for index in order {
-        let spec = specs[index].get_or_insert_with(|| deploy_spec(&manifest.project.name, envs[index]));
+        let spec = specs[index].get_or_insert_with(|| deploy_spec(&manifest.project.name, envs[index], explain));
         let mut version = hash::Framer::new();
         version.input(&[&spec.label], &spec.digest);
         let mut level = 0;
@@ -347,17 +358,21 @@ fn earliest_first(dependencies: &[Vec<usize>]) -> Vec<usize> {
 }
 
 /// What a deployment's version says of its environment: the project, the name and the resolved spec.
-fn deploy_spec(project: &str, env: &Environment) -> HashInput {
-    spec_input("spec", &(project, &env.name, env))
+fn deploy_spec(project: &str, env: &Environment, explain: Explain) -> HashInput {
+    let spec = (project, &env.name, env);
+    match explain {
+        Explain::Yes => hash::spec_input("spec", &spec),
+        Explain::No => hash::spec_input_unexplained("spec", &spec),
+    }
 }
 
 /// [`deploy_spec`] of every environment, in order. Each is independent of the others (dependencies
 /// enter a version later, as their versions), so a large plan spreads them over the machine's cores.
-fn spec_inputs(project: &str, envs: &[&Environment]) -> Vec<HashInput> {
+fn spec_inputs(project: &str, envs: &[&Environment], explain: Explain) -> Vec<HashInput> {
     const PER_THREAD: usize = 500;
     let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
     let parts = crate::parts::map_parts(envs, threads, |part| {
-        part.iter().map(|env| deploy_spec(project, env)).collect::<Vec<_>>()
+        part.iter().map(|env| deploy_spec(project, env, explain)).collect::<Vec<_>>()
     });
     parts.into_iter().flatten().collect()
 }
@@ -453,6 +468,33 @@ fn order_and_level(manifest: &Manifest, steps: Vec<Step>) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explaining_a_plan_changes_what_it_shows_not_its_versions() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        for example in ["frontend-backend", "full-build", "dynamic-environments"] {
+            let (_, manifest, _) =
+                crate::manifest::load(&examples.join(example).join("flyte.toml"), Some("production"))
+                    .unwrap_or_else(|_| panic!("the {example} example loads"));
+            let shown = build(&manifest, Explain::Yes).unwrap();
+            let bare = build(&manifest, Explain::No).unwrap();
+            assert_eq!(shown.levels, bare.levels, "{example}");
+            for (shown, bare) in shown.steps.iter().zip(&bare.steps) {
+                assert_eq!((&shown.id, &shown.digest, &shown.needs), (&bare.id, &bare.digest, &bare.needs));
+                let digests =
+                    |step: &Step| step.inputs.iter().map(|i| (i.label.clone(), i.digest.clone())).collect::<Vec<_>>();
+                assert_eq!(digests(shown), digests(bare), "{}", shown.id);
+                if shown.id.starts_with("deploy:") {
+                    // The spec as JSON: the same value the digest was taken of, there only when asked.
+                    let (with, without) = (&shown.inputs[0], &bare.inputs[0]);
+                    assert_eq!((with.label.as_str(), without.detail.as_str()), ("spec", ""), "{}", shown.id);
+                    let env = &manifest.environments[shown.id.trim_start_matches("deploy:")];
+                    let value: serde_json::Value = serde_json::from_str(&with.detail).unwrap();
+                    assert_eq!(value, serde_json::json!([manifest.project.name, env.name, env]), "{}", shown.id);
+                }
+            }
+        }
+    }
 
     #[test]
     fn dependency_order_keeps_to_the_given_order_where_it_can() {
