@@ -77,8 +77,8 @@ pub fn jobs(manifest: &Manifest, plan: &Plan, only: &[String], registry: Option<
         let pushable = chosen.is_some();
         let prefix = chosen.unwrap_or_else(|| LOCAL_REGISTRY.to_string());
         jobs.push(Job {
-            step: step.id.clone(),
-            step_digest: step.digest.clone(),
+            step: step.id.to_string(),
+            step_digest: step.digest.to_string(),
             image: spec.clone(),
             full: baked_code_of.as_ref().map(|env| manifest.environments[env].clone()),
             repository: format!("{}/{}", prefix.trim_end_matches('/'), repository),

@@ -5,15 +5,18 @@
 //! enters: no absolute path, no mtime, no hash-seed order, so the same manifest and files give the same
 //! version anywhere.
 
+use std::sync::Arc;
+
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 /// One thing that went into a version.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct HashInput {
-    pub label: String,
+    /// Shared with the step it names, when it is another step's version.
+    pub label: Arc<str>,
     /// sha256 of the input's bytes, hex: a spec's canonical encoding, a file list's digest, a version.
-    pub digest: String,
+    pub digest: Digest,
     /// What the bytes were, for people: a spec as JSON, or a file count. Empty where the label says
     /// it all (another step's version), and for deployment specs of a plan made without explanations.
     pub detail: String,
@@ -35,6 +38,76 @@ thread_local! {
 /// How many hex digits of the digest make a version: 80 bits, plenty for names that never collide by chance.
 pub const VERSION_LEN: usize = 20;
 
+/// Lowercase hex digits kept inline: a large plan makes hundreds of thousands of digests and versions,
+/// and each was an allocation of its own.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hex<const N: usize>([u8; N]);
+
+/// A sha256, as 64 hex digits.
+pub type Digest = Hex<64>;
+/// A step's version: the first [`VERSION_LEN`] hex digits of its digest.
+pub type Version = Hex<VERSION_LEN>;
+
+impl<const N: usize> Hex<N> {
+    pub fn as_str(&self) -> &str {
+        // Only made from hex digits (below), which are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// All zeros: a place to fill in.
+impl<const N: usize> Default for Hex<N> {
+    fn default() -> Self {
+        Hex([b'0'; N])
+    }
+}
+
+impl Digest {
+    /// The hex of a sha256.
+    pub fn of(bytes: &[u8; 32]) -> Digest {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0; 64];
+        for (pair, &byte) in hex.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        Hex(hex)
+    }
+
+    pub fn version(&self) -> Version {
+        let mut version = [0; VERSION_LEN];
+        version.copy_from_slice(&self.0[..VERSION_LEN]);
+        Hex(version)
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Hex<N> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> std::fmt::Display for Hex<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Through `pad`, so widths and alignment in format strings apply as to a string.
+        f.pad(self.as_str())
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Hex<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> Serialize for Hex<N> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl VersionHasher {
     pub fn new() -> Self {
         Self::default()
@@ -51,12 +124,12 @@ impl VersionHasher {
     }
 
     /// Adds an input whose digest is already known (a file list, another step's version).
-    pub fn raw(&mut self, label: &str, digest: String, detail: String) {
-        self.inputs.push(HashInput { label: label.to_string(), digest, detail });
+    pub fn raw(&mut self, label: impl Into<Arc<str>>, digest: Digest, detail: String) {
+        self.inputs.push(HashInput { label: label.into(), digest, detail });
     }
 
-    /// The full digest (hex) over every input, and the inputs.
-    pub fn finish(self) -> (String, Vec<HashInput>) {
+    /// The full digest over every input, and the inputs.
+    pub fn finish(self) -> (Digest, Vec<HashInput>) {
         let mut framer = Framer::new();
         for input in &self.inputs {
             framer.input(&[&input.label], &input.digest);
@@ -87,9 +160,8 @@ impl Framer {
         self.0.update(digest.as_bytes());
     }
 
-    /// The digest, hex.
-    pub fn finish(self) -> String {
-        to_hex(&self.0.finalize())
+    pub fn finish(self) -> Digest {
+        Digest::of(&self.0.finalize().into())
     }
 }
 
@@ -101,20 +173,20 @@ impl Default for Framer {
 
 /// A value as a hash input: the sha256 of its canonical encoding, and its JSON for people.
 pub fn spec_input<T: Serialize>(label: &str, value: &T) -> HashInput {
-    HashInput { label: label.to_string(), digest: spec_digest(value), detail: json(value) }
+    HashInput { label: label.into(), digest: spec_digest(value), detail: json(value) }
 }
 
 /// A value as a hash input without the JSON: the version is the same, `--explain` has nothing to show.
 pub fn spec_input_unexplained<T: Serialize>(label: &str, value: &T) -> HashInput {
-    HashInput { label: label.to_string(), digest: spec_digest(value), detail: String::new() }
+    HashInput { label: label.into(), digest: spec_digest(value), detail: String::new() }
 }
 
-/// The sha256 (hex) of a value's canonical encoding.
-pub fn spec_digest<T: Serialize>(value: &T) -> String {
+/// The sha256 of a value's canonical encoding.
+pub fn spec_digest<T: Serialize>(value: &T) -> Digest {
     CANONICAL.with_borrow_mut(|bytes| {
         bytes.clear();
         super::canon::encode(value, bytes);
-        to_hex(&Sha256::digest(bytes.as_slice()))
+        Digest::of(&Sha256::digest(bytes.as_slice()).into())
     })
 }
 
@@ -130,46 +202,45 @@ fn json<T: Serialize>(value: &T) -> String {
     json
 }
 
-/// Lowercase hex, by table: digests are made hundreds of thousands of times in a large plan.
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0xf)]);
-    }
-    // Only ASCII digits and letters were written.
-    String::from_utf8(out).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn hex_is_lowercase_and_complete() {
-        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(to_hex(&[]), "");
-        let digest = Sha256::digest(b"flyte");
-        assert_eq!(to_hex(&digest), hex::encode(digest));
+        let mut bytes = [0; 32];
+        bytes[..4].copy_from_slice(&[0x00, 0x0f, 0xa5, 0xff]);
+        assert!(Digest::of(&bytes).starts_with("000fa5ff000000"));
+        let digest: [u8; 32] = Sha256::digest(b"flyte").into();
+        assert_eq!(Digest::of(&digest).as_str(), hex::encode(digest));
+        assert_eq!(Digest::of(&digest).version().as_str(), &hex::encode(digest)[..VERSION_LEN]);
+        // Formatted as a string: widths apply.
+        assert_eq!(format!("[{:<24}]", Digest::of(&digest).version()), format!("[{:<24}]", &hex::encode(digest)[..20]));
     }
 
     #[test]
     fn framing_keeps_label_and_digest_boundaries_apart() {
-        let digest = |pairs: &[(&str, &str)]| {
-            let mut hasher = VersionHasher::new();
+        let framed = |pairs: &[(&str, &str)]| {
+            let mut framer = Framer::new();
             for (label, digest) in pairs {
-                hasher.raw(label, digest.to_string(), String::new());
+                framer.input(&[label], digest);
             }
-            hasher.finish().0
+            framer.finish()
         };
-        assert_ne!(digest(&[("ab", "c")]), digest(&[("a", "bc")]));
-        assert_ne!(digest(&[("a", "b"), ("c", "d")]), digest(&[("a", "b")]));
-        assert_eq!(digest(&[("a", "b")]), digest(&[("a", "b")]));
+        assert_ne!(framed(&[("ab", "c")]), framed(&[("a", "bc")]));
+        assert_ne!(framed(&[("a", "b"), ("c", "d")]), framed(&[("a", "b")]));
+        assert_eq!(framed(&[("a", "b")]), framed(&[("a", "b")]));
         // A label given in pieces is the label joined.
         let mut pieces = Framer::new();
         pieces.input(&["deploy:", "web"], "d1");
         pieces.input(&[], "d2");
-        assert_eq!(pieces.finish(), digest(&[("deploy:web", "d1"), ("", "d2")]));
+        assert_eq!(pieces.finish(), framed(&[("deploy:web", "d1"), ("", "d2")]));
+        // The hasher frames its inputs the same way, in order.
+        let (a, b): (Digest, Digest) =
+            (Digest::of(&Sha256::digest(b"a").into()), Digest::of(&Sha256::digest(b"b").into()));
+        let mut hasher = VersionHasher::new();
+        hasher.raw("spec", a, "shown, not hashed".to_string());
+        hasher.raw("image:web", b, String::new());
+        assert_eq!(hasher.finish().0, framed(&[("spec", &a), ("image:web", &b)]));
     }
 }

@@ -12,6 +12,7 @@ pub mod render;
 
 use std::collections::{BTreeMap, btree_map, hash_map};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use petgraph::algo::toposort;
@@ -22,7 +23,7 @@ use crate::bundle::cache::StatCache;
 use crate::bundle::walk::{self, Globs, Scan};
 use crate::bundle::{FileEntry, FileSet};
 use crate::manifest::model::{CopyStyle, EnvKind, Environment, Image, ImageSource, Manifest};
-use hash::{HashInput, VERSION_LEN, VersionHasher};
+use hash::{Digest, HashInput, Version, VersionHasher};
 
 /// The JSON plan's format version; bumped on any incompatible change.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
@@ -35,19 +36,20 @@ pub struct Plan {
     /// In dependency order: every step comes after the steps it needs.
     pub steps: Vec<Step>,
     /// Groups of step ids that may run at the same time, in order.
-    pub levels: Vec<Vec<String>>,
+    pub levels: Vec<Vec<Arc<str>>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
-    /// "bundle:<env>", "image:<image>", "image:<image>+<env>" (full build) or "deploy:<env>".
-    pub id: String,
+    /// "bundle:<env>", "image:<image>", "image:<image>+<env>" (full build) or "deploy:<env>". Shared
+    /// by every place that names the step: other steps' needs, hash inputs, levels.
+    pub id: Arc<str>,
     pub level: usize,
     /// The content version: the first 20 hex digits of `digest`.
-    pub version: String,
-    pub digest: String,
+    pub version: Version,
+    pub digest: Digest,
     /// The ids of the steps this one needs.
-    pub needs: Vec<String>,
+    pub needs: Vec<Arc<str>>,
     #[serde(flatten)]
     pub detail: StepDetail,
     /// What went into the digest, in order.
@@ -58,7 +60,7 @@ pub struct Step {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StepDetail {
     Bundle {
-        environment: String,
+        environment: Arc<str>,
         files: usize,
         bytes: u64,
     },
@@ -70,11 +72,11 @@ pub enum StepDetail {
         baked_code_of: Option<String>,
     },
     Deploy {
-        environment: String,
+        environment: Arc<str>,
         environment_kind: EnvKind,
         pinned_version: Option<String>,
-        image_step: String,
-        bundle_step: Option<String>,
+        image_step: Arc<str>,
+        bundle_step: Option<Arc<str>>,
     },
 }
 
@@ -131,22 +133,22 @@ fn add_files(hasher: &mut VersionHasher, label: &str, set: &FileSet) {
 struct Digested {
     files: usize,
     bytes: u64,
-    digest: String,
+    digest: Digest,
     /// What `--explain` shows for it.
     detail: String,
     /// The version of a bundle of these files, and its inputs: the files' digest alone, so every
     /// environment with the same selection shares it, hashed once.
-    bundle: std::cell::OnceCell<(String, Vec<HashInput>)>,
+    bundle: std::cell::OnceCell<(Digest, Vec<HashInput>)>,
 }
 
 impl Digested {
     fn new(set: &FileSet) -> Self {
         let (files, bytes) = (set.files.len(), set.total_size());
         let detail = format!("{files} files, {bytes} bytes");
-        Digested { files, bytes, digest: hash::to_hex(&set.digest()), detail, bundle: std::cell::OnceCell::new() }
+        Digested { files, bytes, digest: Digest::of(&set.digest()), detail, bundle: std::cell::OnceCell::new() }
     }
 
-    fn bundle_version(&self) -> &(String, Vec<HashInput>) {
+    fn bundle_version(&self) -> &(Digest, Vec<HashInput>) {
         self.bundle.get_or_init(|| {
             let mut hasher = VersionHasher::new();
             self.add_to(&mut hasher, "files");
@@ -155,7 +157,7 @@ impl Digested {
     }
 
     fn add_to(&self, hasher: &mut VersionHasher, label: &str) {
-        hasher.raw(label, self.digest.clone(), self.detail.clone());
+        hasher.raw(label, self.digest, self.detail.clone());
     }
 }
 
@@ -186,6 +188,8 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     }
     // The i-th environment's code.
     let code_sets: Vec<&Digested> = envs.iter().map(|env| &selections[&globs(env)]).collect();
+    // Each environment's name, shared by its bundle and deployment steps.
+    let names: Vec<Arc<str>> = envs.iter().map(|env| Arc::from(env.name.as_str())).collect();
     // Where each environment's steps are in `steps`, by the environment's position in `envs`.
     let mut bundle_at: Vec<Option<usize>> = vec![None; envs.len()];
     for (index, (env, code)) in envs.iter().zip(&code_sets).enumerate() {
@@ -193,22 +197,22 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             continue;
         }
         let (digest, inputs) = code.bundle_version().clone();
-        let detail = StepDetail::Bundle { environment: env.name.clone(), files: code.files, bytes: code.bytes };
+        let detail = StepDetail::Bundle { environment: names[index].clone(), files: code.files, bytes: code.bytes };
         bundle_at[index] = Some(steps.len());
-        let id = format!("bundle:{}", env.name);
-        let version = digest[..VERSION_LEN].to_string();
-        steps.push(Step { id, level: 0, version, digest, needs: Vec::new(), detail, inputs });
+        let id = Arc::from(format!("bundle:{}", env.name));
+        steps.push(Step { id, level: 0, version: digest.version(), digest, needs: Vec::new(), detail, inputs });
     }
 
     // Images: the plain image once, however many fast-copy environments use it; one per full build. An
     // image's own inputs are the same for each full build on it: hashed once, copied for each.
     let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
-    let mut image_ids: HashMap<String, usize> = HashMap::new();
+    // By image and the environment baked in (a full build), or none.
+    let mut image_steps: HashMap<(&str, Option<&str>), usize> = HashMap::new();
     let mut image_at: Vec<usize> = Vec::with_capacity(envs.len());
     for (env, code) in envs.iter().zip(&code_sets) {
         let image = &manifest.images[&env.image];
-        let id = image_step_id(env);
-        if let Some(&at) = image_ids.get(&id) {
+        let baked = (env.code.copy_style == CopyStyle::Full).then_some(env.name.as_str());
+        if let Some(&at) = image_steps.get(&(env.image.as_str(), baked)) {
             image_at.push(at);
             continue;
         }
@@ -216,25 +220,25 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             hash_map::Entry::Occupied(known) => known.get().clone(),
             hash_map::Entry::Vacant(slot) => slot.insert(image_hasher(image, root, &mut files)?).clone(),
         };
-        let baked = match env.code.copy_style {
-            CopyStyle::Full => {
-                hasher.spec("code", &(&env.code.dst, &env.code.python_path));
-                code.add_to(&mut hasher, "code files");
-                Some(env.name.clone())
-            }
-            CopyStyle::Fast => None,
-        };
+        if baked.is_some() {
+            hasher.spec("code", &(&env.code.dst, &env.code.python_path));
+            code.add_to(&mut hasher, "code files");
+        }
         let registry = image.registry.clone().or_else(|| manifest.project.registry.clone());
         let detail = StepDetail::Image {
             image: image.name.clone(),
             repository: image.repository.clone(),
             registry,
             from: describe_source(image),
-            baked_code_of: baked,
+            baked_code_of: baked.map(str::to_string),
         };
-        image_ids.insert(id.clone(), steps.len());
+        let id = match baked {
+            Some(env) => format!("image:{}+{env}", image.name),
+            None => format!("image:{}", image.name),
+        };
+        image_steps.insert((env.image.as_str(), baked), steps.len());
         image_at.push(steps.len());
-        steps.push(step(id, hasher, Vec::new(), detail));
+        steps.push(step(Arc::from(id), hasher, Vec::new(), detail));
     }
 
     // Deployments. Their versions first, in dependency order, as each takes its dependencies' versions;
@@ -266,9 +270,10 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     }
     toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     let order = earliest_first(&dependencies);
+    let deploy_ids: Vec<Arc<str>> = envs.iter().map(|env| Arc::from(format!("deploy:{}", env.name))).collect();
     let mut specs: Vec<Option<HashInput>> =
         spec_inputs(&manifest.project.name, &envs, explain).into_iter().map(Some).collect();
-    let mut deploy_digests: Vec<String> = vec![String::new(); envs.len()];
+    let mut deploy_digests: Vec<Digest> = vec![Digest::default(); envs.len()];
     let mut deploy_levels: Vec<usize> = vec![0; envs.len()];
     for index in order {
         let spec = specs[index].get_or_insert_with(|| deploy_spec(&manifest.project.name, envs[index], explain));
@@ -280,7 +285,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             level = level.max(steps[at].level + 1);
         }
         for &dependency in &dependencies[index] {
-            version.input(&["deploy:", &envs[dependency].name], &deploy_digests[dependency]);
+            version.input(&[&deploy_ids[dependency]], &deploy_digests[dependency]);
             level = level.max(deploy_levels[dependency] + 1);
         }
         deploy_digests[index] = version.finish();
@@ -294,33 +299,31 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             .map(|(index, spec)| {
                 let env = envs[index];
                 // What the deployment needs, with the digest its version took of each, in that order.
-                let made = std::iter::once(image_at[index]).chain(bundle_at[index]).map(|at| &steps[at]);
-                let mut needs: Vec<(String, &str)> = made.map(|step| (step.id.clone(), step.digest.as_str())).collect();
-                needs.extend(
-                    dependencies[index]
-                        .iter()
-                        .map(|&at| (format!("deploy:{}", envs[at].name), deploy_digests[at].as_str())),
-                );
-                let inputs = spec.take().into_iter().chain(needs.iter().map(|(id, digest)| HashInput {
+                let made = std::iter::once(image_at[index])
+                    .chain(bundle_at[index])
+                    .map(|at| (&steps[at].id, steps[at].digest));
+                let after = dependencies[index].iter().map(|&at| (&deploy_ids[at], deploy_digests[at]));
+                let needs: Vec<(&Arc<str>, Digest)> = made.chain(after).collect();
+                let inputs = spec.take().into_iter().chain(needs.iter().map(|&(id, digest)| HashInput {
                     label: id.clone(),
-                    digest: digest.to_string(),
+                    digest,
                     detail: String::new(),
                 }));
                 let inputs: Vec<HashInput> = inputs.collect();
                 let detail = StepDetail::Deploy {
-                    environment: env.name.clone(),
+                    environment: names[index].clone(),
                     environment_kind: env.kind,
                     pinned_version: env.version.clone(),
                     image_step: steps[image_at[index]].id.clone(),
                     bundle_step: bundle_at[index].map(|at| steps[at].id.clone()),
                 };
-                let digest = deploy_digests[index].clone();
+                let digest = deploy_digests[index];
                 Step {
-                    id: format!("deploy:{}", env.name),
+                    id: deploy_ids[index].clone(),
                     level: deploy_levels[index],
-                    version: digest[..VERSION_LEN].to_string(),
+                    version: digest.version(),
                     digest,
-                    needs: needs.into_iter().map(|(id, _)| id).collect(),
+                    needs: needs.into_iter().map(|(id, _)| id.clone()).collect(),
                     detail,
                     inputs,
                 }
@@ -377,21 +380,14 @@ fn spec_inputs(project: &str, envs: &[&Environment], explain: Explain) -> Vec<Ha
     parts.into_iter().flatten().collect()
 }
 
-fn step(id: String, hasher: VersionHasher, needs: Vec<String>, detail: StepDetail) -> Step {
+fn step(id: Arc<str>, hasher: VersionHasher, needs: Vec<Arc<str>>, detail: StepDetail) -> Step {
     let (digest, inputs) = hasher.finish();
-    Step { id, level: 0, version: digest[..VERSION_LEN].to_string(), digest, needs, detail, inputs }
+    Step { id, level: 0, version: digest.version(), digest, needs, detail, inputs }
 }
 
 /// What selects an environment's code files: its include and exclude globs.
 fn globs(env: &Environment) -> (&[String], &[String]) {
     (&env.code.include, &env.code.exclude)
-}
-
-fn image_step_id(env: &Environment) -> String {
-    match env.code.copy_style {
-        CopyStyle::Fast => format!("image:{}", env.image),
-        CopyStyle::Full => format!("image:{}+{}", env.image, env.name),
-    }
 }
 
 /// The image's own inputs: its spec (not its name or where it is pushed) and the files it reads.
@@ -446,7 +442,7 @@ fn order_and_level(manifest: &Manifest, steps: Vec<Step>) -> Plan {
     // Steps are large: sort their keys side by side (not through the steps, scattered in memory), then
     // move each step once. Ids are unique, so the order is total.
     let mut keys: Vec<(usize, &str, usize)> =
-        steps.iter().enumerate().map(|(at, step)| (step.level, step.id.as_str(), at)).collect();
+        steps.iter().enumerate().map(|(at, step)| (step.level, &*step.id, at)).collect();
     keys.sort_unstable();
     let order: Vec<usize> = keys.into_iter().map(|(_, _, at)| at).collect();
     let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
@@ -481,13 +477,12 @@ mod tests {
             assert_eq!(shown.levels, bare.levels, "{example}");
             for (shown, bare) in shown.steps.iter().zip(&bare.steps) {
                 assert_eq!((&shown.id, &shown.digest, &shown.needs), (&bare.id, &bare.digest, &bare.needs));
-                let digests =
-                    |step: &Step| step.inputs.iter().map(|i| (i.label.clone(), i.digest.clone())).collect::<Vec<_>>();
+                let digests = |step: &Step| step.inputs.iter().map(|i| (i.label.clone(), i.digest)).collect::<Vec<_>>();
                 assert_eq!(digests(shown), digests(bare), "{}", shown.id);
                 if shown.id.starts_with("deploy:") {
                     // The spec as JSON: the same value the digest was taken of, there only when asked.
                     let (with, without) = (&shown.inputs[0], &bare.inputs[0]);
-                    assert_eq!((with.label.as_str(), without.detail.as_str()), ("spec", ""), "{}", shown.id);
+                    assert_eq!((&*with.label, without.detail.as_str()), ("spec", ""), "{}", shown.id);
                     let env = &manifest.environments[shown.id.trim_start_matches("deploy:")];
                     let value: serde_json::Value = serde_json::from_str(&with.detail).unwrap();
                     assert_eq!(value, serde_json::json!([manifest.project.name, env.name, env]), "{}", shown.id);

@@ -23,7 +23,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         for step in plan.steps.iter().filter(|s| s.level == level) {
             let (verb, name, what) = match &step.detail {
                 StepDetail::Bundle { environment, files, bytes } => {
-                    ("bundle", environment.clone(), format!("{}, {}", counted(*files, "file"), size(*bytes)))
+                    ("bundle", environment.to_string(), format!("{}, {}", counted(*files, "file"), size(*bytes)))
                 }
                 StepDetail::Image { image, repository, registry, from, baked_code_of } => {
                     let name = match baked_code_of {
@@ -46,7 +46,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
                     if !after.is_empty() {
                         let _ = write!(what, ", after {}", after.join(", "));
                     }
-                    ("deploy", environment.clone(), what)
+                    ("deploy", environment.to_string(), what)
                 }
             };
             let _ = writeln!(out, "  {verb:<7}{name:<24} {}  {what}", step.version);
