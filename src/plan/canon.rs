@@ -5,7 +5,8 @@
 //!
 //! Every value starts with a tag byte and has a length that its bytes determine (strings carry their
 //! length, lists and maps an end tag that no value starts with), so two different values never encode
-//! to the same bytes, and a list of two values never reads as one value.
+//! to the same bytes, and a list of two values never reads as one value. Lengths are LEB128 varints:
+//! most strings here are short, and the bytes are hashed.
 
 use serde::ser::{self, Serialize};
 
@@ -58,8 +59,17 @@ struct Encoder<'a> {
 impl Encoder<'_> {
     fn str(&mut self, text: &str) {
         self.out.push(tag::STR);
-        self.out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        self.length(text.len());
         self.out.extend_from_slice(text.as_bytes());
+    }
+
+    /// A length as LEB128: seven bits a byte, low first, the high bit set on all but the last.
+    fn length(&mut self, mut length: usize) {
+        while length >= 0x80 {
+            self.out.push((length as u8 & 0x7f) | 0x80);
+            length >>= 7;
+        }
+        self.out.push(length as u8);
     }
 
     fn int(&mut self, value: i128) {
@@ -73,24 +83,26 @@ impl Encoder<'_> {
     }
 }
 
-/// Collects `collect_str` output without an allocation per value when it is short.
-struct Framed<'a, 'b> {
-    encoder: &'a mut Encoder<'b>,
-    start: usize,
+/// Collects `collect_str` output on the stack when it is short (quantities, durations), to frame it
+/// once its length is known.
+struct Collected {
+    short: [u8; 64],
+    len: usize,
+    long: String,
 }
 
-impl std::fmt::Write for Framed<'_, '_> {
+impl std::fmt::Write for Collected {
     fn write_str(&mut self, piece: &str) -> std::fmt::Result {
-        self.encoder.out.extend_from_slice(piece.as_bytes());
+        if self.long.is_empty() && self.len + piece.len() <= self.short.len() {
+            self.short[self.len..self.len + piece.len()].copy_from_slice(piece.as_bytes());
+            self.len += piece.len();
+        } else {
+            if self.long.is_empty() {
+                self.long.push_str(std::str::from_utf8(&self.short[..self.len]).unwrap_or_default());
+            }
+            self.long.push_str(piece);
+        }
         Ok(())
-    }
-}
-
-impl Framed<'_, '_> {
-    /// Writes the length, now known, into the room left for it.
-    fn close(self) {
-        let length = (self.encoder.out.len() - self.start - 8) as u64;
-        self.encoder.out[self.start..self.start + 8].copy_from_slice(&length.to_le_bytes());
     }
 }
 
@@ -160,7 +172,7 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
 
     fn serialize_bytes(self, value: &[u8]) -> Result<(), Refused> {
         self.out.push(tag::BYTES);
-        self.out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        self.length(value.len());
         self.out.extend_from_slice(value);
         Ok(())
     }
@@ -250,13 +262,15 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
     }
 
     fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> Result<(), Refused> {
-        self.out.push(tag::STR);
-        let start = self.out.len();
-        self.out.extend_from_slice(&[0; 8]);
-        let mut framed = Framed { encoder: self, start };
-        // Writing into memory does not fail; a Display impl that fails leaves what it wrote, framed.
-        let _ = std::fmt::write(&mut framed, format_args!("{value}"));
-        framed.close();
+        let mut shown = Collected { short: [0; 64], len: 0, long: String::new() };
+        // Writing into memory does not fail; a Display impl that fails leaves what it wrote.
+        let _ = std::fmt::write(&mut shown, format_args!("{value}"));
+        if shown.long.is_empty() {
+            // Pieces are whole strs, so the bytes kept are UTF-8.
+            self.str(std::str::from_utf8(&shown.short[..shown.len]).unwrap_or_default());
+        } else {
+            self.str(&shown.long);
+        }
         Ok(())
     }
 }
@@ -377,9 +391,9 @@ mod tests {
     }
 
     /// Written through `collect_str`, as quantities and durations are.
-    struct Shown(&'static str);
+    struct Shown<'a>(&'a str);
 
-    impl Serialize for Shown {
+    impl Serialize for Shown<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             serializer.collect_str(self.0)
         }
@@ -413,6 +427,11 @@ mod tests {
         // A value shown through its Display is the string it shows.
         assert_eq!(bytes(&Shown("500m")), bytes(&"500m"));
         assert_eq!(bytes(&(Shown(""), Shown("a"))), bytes(&("", "a")));
+        let long = "x".repeat(200);
+        assert_eq!(bytes(&Shown(&long)), bytes(&long.as_str()));
+        // Lengths past one LEB128 byte.
+        assert_ne!(bytes(&"x".repeat(128)), bytes(&("x".repeat(127), "x")));
+        assert_eq!(&bytes(&"x".repeat(300))[..3], &[b's', 0xac, 0x02]);
     }
 
     #[test]
