@@ -98,6 +98,12 @@ pub struct Environment {
     pub code: Code,
     #[serde(flatten)]
     pub spec: KindSpec,
+    /// The digest of the canonical encoding of (project name, environment name, this environment),
+    /// where a deployment's version starts. Taken as validation builds the environment, while it is
+    /// still in the cache: taken later, walking 10,000 environments again was most of planning them.
+    /// The model is final after validation, so it stays true.
+    #[serde(skip)]
+    pub spec_digest: crate::plan::hash::Digest,
 }
 
 #[derive(Clone, Debug, Serialize)]

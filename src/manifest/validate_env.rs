@@ -279,7 +279,7 @@ fn environment(
             "move the tasks to an environment with kind = \"task\"",
         );
     }
-    Environment {
+    let mut resolved = Environment {
         name: name.value.clone(),
         kind: env.kind.value,
         description: env.description.as_ref().map(|d| d.value.clone()),
@@ -291,7 +291,10 @@ fn environment(
         resources: resources(checker, env),
         code,
         spec,
-    }
+        spec_digest: Default::default(),
+    };
+    resolved.spec_digest = crate::plan::hash::spec_digest(&(&project.name, &resolved.name, &resolved));
+    resolved
 }
 
 fn secrets(checker: &mut Checker, env: &RawEnvironment) -> Vec<Secret> {

@@ -176,11 +176,6 @@ pub fn spec_input<T: Serialize>(label: &str, value: &T) -> HashInput {
     HashInput { label: label.into(), digest: spec_digest(value), detail: json(value) }
 }
 
-/// A value as a hash input without the JSON: the version is the same, `--explain` has nothing to show.
-pub fn spec_input_unexplained<T: Serialize>(label: &str, value: &T) -> HashInput {
-    HashInput { label: label.into(), digest: spec_digest(value), detail: String::new() }
-}
-
 /// The sha256 of a value's canonical encoding.
 pub fn spec_digest<T: Serialize>(value: &T) -> Digest {
     CANONICAL.with_borrow_mut(|bytes| {
@@ -191,7 +186,7 @@ pub fn spec_digest<T: Serialize>(value: &T) -> Digest {
 }
 
 /// A value's JSON, as `--explain` shows it.
-fn json<T: Serialize>(value: &T) -> String {
+pub fn json<T: Serialize>(value: &T) -> String {
     let mut json = Vec::with_capacity(LAST_LEN.get() + 64);
     // Serialising into memory fails only for maps with non-string keys, which no spec has.
     let json = match serde_json::to_writer(&mut json, value) {

@@ -271,8 +271,10 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     let order = earliest_first(&dependencies);
     let deploy_ids: Vec<Arc<str>> = envs.iter().map(|env| Arc::from(format!("deploy:{}", env.name))).collect();
-    let mut specs: Vec<Option<HashInput>> =
-        spec_inputs(&manifest.project.name, &envs, explain).into_iter().map(Some).collect();
+    let mut specs: Vec<Option<HashInput>> = match explain {
+        Explain::Yes => spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect(),
+        Explain::No => envs.iter().map(|env| Some(deploy_spec(&manifest.project.name, env, explain))).collect(),
+    };
     let mut deploy_digests: Vec<Digest> = vec![Digest::default(); envs.len()];
     let mut deploy_levels: Vec<usize> = vec![0; envs.len()];
     for index in order {
@@ -360,22 +362,24 @@ fn earliest_first(dependencies: &[Vec<usize>]) -> Vec<usize> {
     order
 }
 
-/// What a deployment's version says of its environment: the project, the name and the resolved spec.
+/// What a deployment's version says of its environment: the project, the name and the resolved spec,
+/// whose digest validation took ([`Environment::spec_digest`]); explained, the same value as JSON.
 fn deploy_spec(project: &str, env: &Environment, explain: Explain) -> HashInput {
-    let spec = (project, &env.name, env);
-    match explain {
-        Explain::Yes => hash::spec_input("spec", &spec),
-        Explain::No => hash::spec_input_unexplained("spec", &spec),
-    }
+    let detail = match explain {
+        Explain::Yes => hash::json(&(project, &env.name, env)),
+        Explain::No => String::new(),
+    };
+    HashInput { label: Arc::from("spec"), digest: env.spec_digest, detail }
 }
 
-/// [`deploy_spec`] of every environment, in order. Each is independent of the others (dependencies
-/// enter a version later, as their versions), so a large plan spreads them over the machine's cores.
-fn spec_inputs(project: &str, envs: &[&Environment], explain: Explain) -> Vec<HashInput> {
+/// [`deploy_spec`] of every environment, explained, in order. Each is independent of the others
+/// (dependencies enter a version later, as their versions), so a large plan spreads them over the
+/// machine's cores.
+fn spec_inputs(project: &str, envs: &[&Environment]) -> Vec<HashInput> {
     const PER_THREAD: usize = 500;
     let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
     let parts = crate::parts::map_parts(envs, threads, |part| {
-        part.iter().map(|env| deploy_spec(project, env, explain)).collect::<Vec<_>>()
+        part.iter().map(|env| deploy_spec(project, env, Explain::Yes)).collect::<Vec<_>>()
     });
     parts.into_iter().flatten().collect()
 }
@@ -484,6 +488,9 @@ mod tests {
                     let (with, without) = (&shown.inputs[0], &bare.inputs[0]);
                     assert_eq!((&*with.label, without.detail.as_str()), ("spec", ""), "{}", shown.id);
                     let env = &manifest.environments[shown.id.trim_start_matches("deploy:")];
+                    let spec = (&manifest.project.name, &env.name, env);
+                    assert_eq!(env.spec_digest, hash::spec_digest(&spec), "{}: the digest validation took", shown.id);
+                    assert_eq!(with.digest, env.spec_digest, "{}", shown.id);
                     let value: serde_json::Value = serde_json::from_str(&with.detail).unwrap();
                     assert_eq!(value, serde_json::json!([manifest.project.name, env.name, env]), "{}", shown.id);
                 }
