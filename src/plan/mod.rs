@@ -10,7 +10,7 @@ pub mod canon;
 pub mod hash;
 pub mod render;
 
-use std::collections::{BTreeMap, btree_map, hash_map};
+use std::collections::{BTreeMap, hash_map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -177,45 +177,52 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // At most a bundle and a full-build image per environment, its deployment, and the plain images.
     let mut steps: Vec<Step> = Vec::with_capacity(3 * manifest.environments.len() + manifest.images.len());
 
-    // Code: one selection per distinct include/exclude pair, over one walk of root_dir, digested once.
+    // One walk over the environments makes what each needs before its deployment: its code selection
+    // (one per distinct include/exclude pair, over one scan of root_dir, digested once), its bundle,
+    // its image (the plain image once, however many fast-copy environments use it; one per full
+    // build), and the names later passes look up. Each pass over 10,000 environments waits on memory,
+    // so they are not walked once per kind of step.
     let envs: Vec<&Environment> = manifest.environments.values().collect();
-    let mut selections: BTreeMap<(&[String], &[String]), Digested> = BTreeMap::new();
-    for env in &envs {
-        if let btree_map::Entry::Vacant(slot) = selections.entry(globs(env)) {
-            let (include, exclude) = globs(env);
-            slot.insert(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files));
-        }
-    }
-    // The i-th environment's code.
-    let code_sets: Vec<&Digested> = envs.iter().map(|env| &selections[&globs(env)]).collect();
-    // Each environment's name, shared by its bundle and deployment steps.
-    let names: Vec<Arc<str>> = envs.iter().map(|env| Arc::from(env.name.as_str())).collect();
-    // Where each environment's steps are in `steps`, by the environment's position in `envs`.
-    let mut bundle_at: Vec<Option<usize>> = vec![None; envs.len()];
-    for (index, (env, code)) in envs.iter().zip(&code_sets).enumerate() {
-        if env.code.copy_style != CopyStyle::Fast {
-            continue;
-        }
-        let (digest, inputs) = code.bundle_version().clone();
-        let detail = StepDetail::Bundle { environment: names[index].clone(), files: code.files, bytes: code.bytes };
-        bundle_at[index] = Some(steps.len());
-        let id = Arc::from(format!("bundle:{}", env.name));
-        steps.push(Step { id, level: 0, version: digest.version(), digest, needs: Vec::new(), detail, inputs });
-    }
-
-    // Images: the plain image once, however many fast-copy environments use it; one per full build. An
-    // image's own inputs are the same for each full build on it: hashed once, copied for each.
+    let mut selections: HashMap<(&[String], &[String]), Digested> = HashMap::new();
+    // An image's own inputs are the same for each full build on it: hashed once, copied for each.
     let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
     // By image and the environment baked in (a full build), or none.
     let mut image_steps: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    // Where each environment's steps are in `steps`, by the environment's position in `envs`.
+    let mut bundle_at: Vec<Option<usize>> = Vec::with_capacity(envs.len());
     let mut image_at: Vec<usize> = Vec::with_capacity(envs.len());
-    for (env, code) in envs.iter().zip(&code_sets) {
-        let image = &manifest.images[&env.image];
+    // Each environment's name, shared by its bundle and deployment steps, and its deployment's id.
+    let mut names: Vec<Arc<str>> = Vec::with_capacity(envs.len());
+    let mut deploy_ids: Vec<Arc<str>> = Vec::with_capacity(envs.len());
+    let mut positions: HashMap<&str, usize> = HashMap::with_capacity(envs.len());
+    for (index, env) in envs.iter().enumerate() {
+        let name: Arc<str> = Arc::from(env.name.as_str());
+        positions.insert(env.name.as_str(), index);
+        deploy_ids.push(Arc::from(format!("deploy:{}", env.name)));
+        let code = match selections.entry(globs(env)) {
+            hash_map::Entry::Occupied(known) => known.into_mut(),
+            hash_map::Entry::Vacant(slot) => {
+                let (include, exclude) = globs(env);
+                slot.insert(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files))
+            }
+        };
+        bundle_at.push(match env.code.copy_style {
+            CopyStyle::Fast => {
+                let (digest, inputs) = code.bundle_version().clone();
+                let detail = StepDetail::Bundle { environment: name.clone(), files: code.files, bytes: code.bytes };
+                let id = Arc::from(format!("bundle:{}", env.name));
+                steps.push(Step { id, level: 0, version: digest.version(), digest, needs: Vec::new(), detail, inputs });
+                Some(steps.len() - 1)
+            }
+            CopyStyle::Full => None,
+        });
+        names.push(name);
         let baked = (env.code.copy_style == CopyStyle::Full).then_some(env.name.as_str());
         if let Some(&at) = image_steps.get(&(env.image.as_str(), baked)) {
             image_at.push(at);
             continue;
         }
+        let image = &manifest.images[&env.image];
         let mut hasher = match image_inputs.entry(env.image.as_str()) {
             hash_map::Entry::Occupied(known) => known.get().clone(),
             hash_map::Entry::Vacant(slot) => slot.insert(image_hasher(image, root, &mut files)?).clone(),
@@ -244,8 +251,6 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // Deployments. Their versions first, in dependency order, as each takes its dependencies' versions;
     // that is a hash of a few digests per environment. Then the steps themselves, which are independent
     // of each other, in parts.
-    let positions: HashMap<&str, usize> =
-        envs.iter().enumerate().map(|(index, env)| (env.name.as_str(), index)).collect();
     let position = |name: &str| positions.get(name).copied();
     let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(envs.len(), envs.len());
     // Node i is the i-th environment.
@@ -270,10 +275,14 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     }
     toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     let order = earliest_first(&dependencies);
-    let deploy_ids: Vec<Arc<str>> = envs.iter().map(|env| Arc::from(format!("deploy:{}", env.name))).collect();
     let mut specs: Vec<Option<HashInput>> = match explain {
         Explain::Yes => spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect(),
-        Explain::No => envs.iter().map(|env| Some(deploy_spec(&manifest.project.name, env, explain))).collect(),
+        Explain::No => {
+            let label: Arc<str> = Arc::from("spec");
+            envs.iter()
+                .map(|env| Some(HashInput { label: label.clone(), digest: env.spec_digest, detail: String::new() }))
+                .collect()
+        }
     };
     let mut deploy_digests: Vec<Digest> = vec![Digest::default(); envs.len()];
     let mut deploy_levels: Vec<usize> = vec![0; envs.len()];
