@@ -275,61 +275,53 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
     }
 }
 
-impl ser::SerializeSeq for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = Refused;
+/// Lists and tuples: each item in order, then the end tag.
+macro_rules! items {
+    ($($kind:ident :: $add:ident),*) => {$(
+        impl ser::$kind for &mut Encoder<'_> {
+            type Ok = ();
+            type Error = Refused;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        value.serialize(&mut **self)
-    }
+            fn $add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
+                value.serialize(&mut **self)
+            }
 
-    fn end(self) -> Result<(), Refused> {
-        self.out.push(tag::END);
-        Ok(())
-    }
+            fn end(self) -> Result<(), Refused> {
+                self.out.push(tag::END);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = Refused;
+items!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        value.serialize(&mut **self)
-    }
+/// Structs: each field's name and value, then the end tag; a struct reads as the map JSON makes of it.
+macro_rules! fields {
+    ($($kind:ident),*) => {$(
+        impl ser::$kind for &mut Encoder<'_> {
+            type Ok = ();
+            type Error = Refused;
 
-    fn end(self) -> Result<(), Refused> {
-        self.out.push(tag::END);
-        Ok(())
-    }
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Refused> {
+                self.str(key);
+                value.serialize(&mut **self)
+            }
+
+            fn end(self) -> Result<(), Refused> {
+                self.out.push(tag::END);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = Refused;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), Refused> {
-        self.out.push(tag::END);
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = Refused;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), Refused> {
-        self.out.push(tag::END);
-        Ok(())
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for &mut Encoder<'_> {
     type Ok = ();
@@ -340,36 +332,6 @@ impl ser::SerializeMap for &mut Encoder<'_> {
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), Refused> {
-        self.out.push(tag::END);
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = Refused;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Refused> {
-        self.str(key);
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), Refused> {
-        self.out.push(tag::END);
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = Refused;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Refused> {
-        self.str(key);
         value.serialize(&mut **self)
     }
 
@@ -454,5 +416,18 @@ mod tests {
         assert_ne!(bytes(&A { first: 1, second: 2 }), bytes(&B { first: 1, other: 2 }));
         assert_ne!(bytes(&Kind::App), bytes(&Kind::Task));
         assert_eq!(bytes(&Kind::App), bytes(&"App"));
+        #[derive(serde::Serialize)]
+        enum Shape {
+            One(u8),
+            Two(u8, u8),
+            Named { x: u8 },
+        }
+        #[derive(serde::Serialize)]
+        struct Pair(u8, u8);
+        let shapes = [bytes(&Shape::One(1)), bytes(&Shape::Two(1, 2)), bytes(&Shape::Named { x: 1 })];
+        assert!(shapes[0] != shapes[1] && shapes[1] != shapes[2] && shapes[0] != shapes[2]);
+        // Tuples, tuple structs and lists of the same items read alike, as in JSON.
+        assert_eq!(bytes(&Pair(1, 2)), bytes(&(1, 2)));
+        assert_eq!(bytes(&(1, 2)), bytes(&vec![1, 2]));
     }
 }
