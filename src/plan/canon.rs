@@ -63,6 +63,12 @@ impl Encoder<'_> {
         self.out.extend_from_slice(text.as_bytes());
     }
 
+    /// Opens a variant with content: JSON's one-key map of its name to the content that follows.
+    fn variant(&mut self, name: &str) {
+        self.out.push(tag::VARIANT);
+        self.str(name);
+    }
+
     /// A length as LEB128: seven bits a byte, low first, the high bit set on all but the last.
     fn length(&mut self, mut length: usize) {
         while length >= 0x80 {
@@ -210,8 +216,7 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Refused> {
-        self.out.push(tag::VARIANT);
-        self.str(variant);
+        self.variant(variant);
         value.serialize(self)
     }
 
@@ -230,14 +235,13 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
 
     fn serialize_tuple_variant(
         self,
-        _name: &'static str,
-        _index: u32,
+        _: &'static str,
+        _: u32,
         variant: &'static str,
-        len: usize,
+        _: usize,
     ) -> Result<Self, Refused> {
-        self.out.push(tag::VARIANT);
-        self.str(variant);
-        self.serialize_seq(Some(len))
+        self.variant(variant);
+        self.serialize_seq(None)
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Self, Refused> {
@@ -251,14 +255,13 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
 
     fn serialize_struct_variant(
         self,
-        _name: &'static str,
-        _index: u32,
+        _: &'static str,
+        _: u32,
         variant: &'static str,
-        len: usize,
+        _: usize,
     ) -> Result<Self, Refused> {
-        self.out.push(tag::VARIANT);
-        self.str(variant);
-        self.serialize_map(Some(len))
+        self.variant(variant);
+        self.serialize_map(None)
     }
 
     fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> Result<(), Refused> {
