@@ -2,13 +2,13 @@ use std::path::Path;
 
 use crate::cli::Format;
 use crate::error::{Error, Exit};
-use crate::manifest::{Report, origin};
+use crate::manifest::{Digests, Report, origin};
 use crate::output::Output;
 
 pub fn run(path: &Path, domain: Option<&str>, out: &Output) -> Result<Exit, Error> {
     let parsed = super::parse(path)?;
     let domain = domain.map(str::to_string).or_else(|| parsed.default_domain()).unwrap_or_default();
-    let resolved = parsed.resolve(&domain);
+    let resolved = parsed.resolve_with(&domain, Digests::Skip);
     let Some(manifest) = resolved.manifest else {
         return Err(Error::Manifest(Report { source: Some(parsed.source), diagnostics: resolved.diagnostics }));
     };

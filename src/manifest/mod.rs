@@ -260,7 +260,12 @@ impl Parsed {
     }
 
     /// Resolves the manifest for `domain`: overlay merged, decoded, validated.
+    /// Resolves the manifest for `domain`, to be planned: each environment's spec digest is taken.
     pub fn resolve(&self, domain: &str) -> Resolved {
+        self.resolve_with(domain, Digests::Take)
+    }
+
+    pub fn resolve_with(&self, domain: &str, digests: Digests) -> Resolved {
         let mut diagnostics = Vec::new();
         let (mut base, overlays) = self.split_overlays();
         let Value::Table(root) = &mut base.value else {
@@ -296,7 +301,8 @@ impl Parsed {
         let mut cx = Cx::new(&mut diagnostics);
         let raw = RawManifest::decode(&base, &mut cx);
         // Unknown fields leave the structure whole, so validation still runs and reports the rest.
-        let manifest = raw.and_then(|raw| validate::resolve(&raw, domain, &self.source.dir(), &mut diagnostics));
+        let manifest =
+            raw.and_then(|raw| validate::resolve(&raw, domain, &self.source.dir(), digests, &mut diagnostics));
         let manifest = manifest.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
         dedupe(&mut diagnostics);
         Resolved { manifest, merged: base, diagnostics }
@@ -334,6 +340,15 @@ pub fn dedupe(diagnostics: &mut Vec<Diagnostic>) {
     diagnostics.sort_by_key(|d| (d.span.map_or(0, |s| s.start()), d.severity));
 }
 
+/// Whether resolving takes each environment's spec digest ([`model::Environment::spec_digest`]) as it
+/// builds it: planning needs them; checking a manifest or printing it does not, and `flyte validate`
+/// resolves every domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Digests {
+    Take,
+    Skip,
+}
+
 /// Loads and resolves a manifest file for one domain: the whole front half of the pipeline.
 pub fn load(path: &Path, domain: Option<&str>) -> Result<(Parsed, model::Manifest, Vec<Diagnostic>), Report> {
     let source = read(path)?;
@@ -354,7 +369,7 @@ pub fn validate_all(parsed: &Parsed) -> Vec<Diagnostic> {
         domains.push(String::new());
     }
     let resolve = |part: &[String]| -> Vec<Diagnostic> {
-        part.iter().flat_map(|domain| parsed.resolve(domain).diagnostics).collect()
+        part.iter().flat_map(|domain| parsed.resolve_with(domain, Digests::Skip).diagnostics).collect()
     };
     let mut all = crate::parts::map_parts(&domains, domains.len(), resolve).concat();
     dedupe(&mut all);

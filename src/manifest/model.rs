@@ -100,10 +100,11 @@ pub struct Environment {
     pub spec: KindSpec,
     /// The digest of the canonical encoding of (project name, environment name, this environment),
     /// where a deployment's version starts. Taken as validation builds the environment, while it is
-    /// still in the cache: taken later, walking 10,000 environments again was most of planning them.
-    /// The model is final after validation, so it stays true.
+    /// still in the cache (walking 10,000 environments again later was most of planning them), when
+    /// the manifest is resolved for planning ([`super::Digests::Take`]); `None` otherwise. The model is
+    /// final after validation, so it stays true.
     #[serde(skip)]
-    pub spec_digest: crate::plan::hash::Digest,
+    pub spec_digest: Option<crate::plan::hash::Digest>,
 }
 
 #[derive(Clone, Debug, Serialize)]

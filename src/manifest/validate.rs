@@ -206,7 +206,13 @@ pub fn normalise(path: &str) -> String {
 }
 
 /// Resolves the manifest for `domain`; `None` when any error was found (all are in `diags`).
-pub fn resolve(raw: &RawManifest, domain: &str, manifest_dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
+pub fn resolve(
+    raw: &RawManifest,
+    domain: &str,
+    manifest_dir: &Path,
+    digests: super::Digests,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Manifest> {
     let before = diags.iter().filter(|d| d.is_error()).count();
     let root_dir = raw.project.root_dir.as_ref().map(|r| normalise(r)).unwrap_or_else(|| ".".to_string());
     let root = if root_dir == "." { manifest_dir.to_path_buf() } else { manifest_dir.join(&root_dir) };
@@ -223,7 +229,7 @@ pub fn resolve(raw: &RawManifest, domain: &str, manifest_dir: &Path, diags: &mut
         .flat_map(Keyed::iter)
         .map(|(name, image)| (name.value.clone(), self::image(&mut checker, &project, name, image)))
         .collect();
-    let environments = super::validate_env::environments(&mut checker, raw, &project, domain, &images);
+    let environments = super::validate_env::environments(&mut checker, raw, &project, domain, &images, digests);
     warn_unmatched_globs(&mut checker, raw);
     let errors = checker.diags.iter().filter(|d| d.is_error()).count();
     (errors == before).then(|| Manifest { project, domain: domain.to_string(), images, environments })

@@ -8,6 +8,7 @@ use std::path::Path;
 use foldhash::{HashMap, HashMapExt};
 use globset::Glob;
 
+use super::Digests;
 use super::decode::{Keyed, Spanned};
 use super::diagnostic::Diagnostic;
 use super::model::*;
@@ -30,11 +31,12 @@ pub fn environments(
     project: &Project,
     domain: &str,
     images: &BTreeMap<String, Image>,
+    digests: Digests,
 ) -> BTreeMap<String, Environment> {
     const PER_THREAD: usize = 1000;
     let envs = raw.environments.as_ref().map_or(0, |e| e.entries.len());
     let threads = crate::parts::threads_for(envs, PER_THREAD);
-    environments_on(checker, raw, project, domain, images, threads)
+    environments_on(checker, raw, project, domain, images, digests, threads)
 }
 
 /// [`environments`] with the declared environments split over `threads` scoped threads. Each checks
@@ -47,6 +49,7 @@ fn environments_on(
     project: &Project,
     domain: &str,
     images: &BTreeMap<String, Image>,
+    digests: Digests,
     threads: usize,
 ) -> BTreeMap<String, Environment> {
     let Some(declared) = &raw.environments else { return BTreeMap::new() };
@@ -56,7 +59,7 @@ fn environments_on(
         .iter()
         .filter_map(|(name, env)| env.enabled.as_ref().filter(|e| !e.value).map(|e| (name.as_str(), e.span)))
         .collect();
-    let cx = Context { project, domain, image_names: &image_names, disabled: &disabled };
+    let cx = Context { project, domain, image_names: &image_names, disabled: &disabled, digests };
     let mut out = BTreeMap::new();
     let mut edges: Vec<(&str, Spanned<String>)> = Vec::new();
     let root = checker.root.as_path();
@@ -76,6 +79,7 @@ struct Context<'a> {
     domain: &'a str,
     image_names: &'a [&'a str],
     disabled: &'a HashMap<&'a str, Span>,
+    digests: Digests,
 }
 
 /// The result of checking some of the environments, in declaration order.
@@ -87,7 +91,7 @@ struct Part<'a> {
 
 /// Checks `part` of the declared environments with a checker and an index (its glob cache) of its own.
 fn check_part<'a>(root: &Path, index: &Index, cx: &Context, part: &'a [(Spanned<String>, RawEnvironment)]) -> Part<'a> {
-    let Context { project, domain, image_names, disabled } = *cx;
+    let Context { project, domain, image_names, disabled, digests } = *cx;
     let mut diags = Vec::new();
     let mut checker = Checker { diags: &mut diags, root: root.to_path_buf() };
     let (checker, index) = (&mut checker, &mut index.clone());
@@ -98,7 +102,10 @@ fn check_part<'a>(root: &Path, index: &Index, cx: &Context, part: &'a [(Spanned<
         if disabled.contains_key(name.as_str()) {
             continue;
         }
-        let resolved = environment(checker, index, project, domain, image_names, name, env);
+        let mut resolved = environment(checker, index, project, domain, image_names, name, env);
+        if digests == Digests::Take {
+            resolved.spec_digest = Some(crate::plan::hash::spec_digest(&(&project.name, &resolved.name, &resolved)));
+        }
         for dependency in dependency_refs(env) {
             if let Some(span) = disabled.get(dependency.as_str()) {
                 checker.diags.push(
@@ -279,7 +286,7 @@ fn environment(
             "move the tasks to an environment with kind = \"task\"",
         );
     }
-    let mut resolved = Environment {
+    Environment {
         name: name.value.clone(),
         kind: env.kind.value,
         description: env.description.as_ref().map(|d| d.value.clone()),
@@ -291,10 +298,8 @@ fn environment(
         resources: resources(checker, env),
         code,
         spec,
-        spec_digest: Default::default(),
-    };
-    resolved.spec_digest = crate::plan::hash::spec_digest(&(&project.name, &resolved.name, &resolved));
-    resolved
+        spec_digest: None,
+    }
 }
 
 fn secrets(checker: &mut Checker, env: &RawEnvironment) -> Vec<Secret> {
@@ -527,7 +532,8 @@ mod split_tests {
         let run = |threads: usize| {
             let mut diags = Vec::new();
             let mut checker = Checker { diags: &mut diags, root: project.root.clone() };
-            let environments = environments_on(&mut checker, &raw, &project, "production", &images, threads);
+            let environments =
+                environments_on(&mut checker, &raw, &project, "production", &images, Digests::Take, threads);
             (format!("{environments:?}"), format!("{diags:?}"), diags.len())
         };
         let (_, one_diags, count) = crate::parts::same_on_threads("environments and diagnostics", run);

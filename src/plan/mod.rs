@@ -278,10 +278,13 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     let mut specs: Vec<Option<HashInput>> = match explain {
         Explain::Yes => spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect(),
         Explain::No => {
-            let label: Arc<str> = Arc::from("spec");
-            envs.iter()
-                .map(|env| Some(HashInput { label: label.clone(), digest: env.spec_digest, detail: String::new() }))
-                .collect()
+            let (label, project): (Arc<str>, &str) = (Arc::from("spec"), &manifest.project.name);
+            let input = |env: &Environment| HashInput {
+                label: label.clone(),
+                digest: spec_digest(project, env),
+                detail: String::new(),
+            };
+            envs.iter().map(|env| Some(input(env))).collect()
         }
     };
     let mut deploy_digests: Vec<Digest> = vec![Digest::default(); envs.len()];
@@ -378,7 +381,12 @@ fn deploy_spec(project: &str, env: &Environment, explain: Explain) -> HashInput 
         Explain::Yes => hash::json(&(project, &env.name, env)),
         Explain::No => String::new(),
     };
-    HashInput { label: Arc::from("spec"), digest: env.spec_digest, detail }
+    HashInput { label: Arc::from("spec"), digest: spec_digest(project, env), detail }
+}
+
+/// The digest of an environment's spec: the one validation took, when it was resolved for planning.
+fn spec_digest(project: &str, env: &Environment) -> Digest {
+    env.spec_digest.unwrap_or_else(|| hash::spec_digest(&(project, &env.name, env)))
 }
 
 /// [`deploy_spec`] of every environment, explained, in order. Each is independent of the others
@@ -488,6 +496,15 @@ mod tests {
             let shown = build(&manifest, Explain::Yes).unwrap();
             let bare = build(&manifest, Explain::No).unwrap();
             assert_eq!(shown.levels, bare.levels, "{example}");
+            // Resolved without the digests (as `flyte validate` and `flyte config` resolve), the plan
+            // takes them itself, the same.
+            let path = examples.join(example).join("flyte.toml");
+            let parsed = crate::manifest::parse(crate::manifest::read(&path).ok().unwrap()).ok().unwrap();
+            let unhashed = parsed.resolve_with("production", crate::manifest::Digests::Skip).manifest.unwrap();
+            assert!(unhashed.environments.values().all(|env| env.spec_digest.is_none()));
+            let later = build(&unhashed, Explain::No).unwrap();
+            let versions = |plan: &Plan| plan.steps.iter().map(|s| (s.id.clone(), s.digest)).collect::<Vec<_>>();
+            assert_eq!(versions(&later), versions(&bare), "{example}");
             for (shown, bare) in shown.steps.iter().zip(&bare.steps) {
                 assert_eq!((&shown.id, &shown.digest, &shown.needs), (&bare.id, &bare.digest, &bare.needs));
                 let digests = |step: &Step| step.inputs.iter().map(|i| (i.label.clone(), i.digest)).collect::<Vec<_>>();
@@ -498,8 +515,13 @@ mod tests {
                     assert_eq!((&*with.label, without.detail.as_str()), ("spec", ""), "{}", shown.id);
                     let env = &manifest.environments[shown.id.trim_start_matches("deploy:")];
                     let spec = (&manifest.project.name, &env.name, env);
-                    assert_eq!(env.spec_digest, hash::spec_digest(&spec), "{}: the digest validation took", shown.id);
-                    assert_eq!(with.digest, env.spec_digest, "{}", shown.id);
+                    assert_eq!(
+                        env.spec_digest,
+                        Some(hash::spec_digest(&spec)),
+                        "{}: the digest validation took",
+                        shown.id
+                    );
+                    assert_eq!(Some(with.digest), env.spec_digest, "{}", shown.id);
                     let value: serde_json::Value = serde_json::from_str(&with.detail).unwrap();
                     assert_eq!(value, serde_json::json!([manifest.project.name, env.name, env]), "{}", shown.id);
                 }
