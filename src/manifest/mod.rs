@@ -259,12 +259,13 @@ impl Parsed {
         (base, at.map(|i| &table.entries[i]))
     }
 
-    /// Resolves the manifest for `domain`: overlay merged, decoded, validated.
-    /// Resolves the manifest for `domain`, to be planned: each environment's spec digest is taken.
+    /// Resolves the manifest for `domain`, to be planned: [`Parsed::resolve_with`] taking the digests.
     pub fn resolve(&self, domain: &str) -> Resolved {
         self.resolve_with(domain, Digests::Take)
     }
 
+    /// Resolves the manifest for `domain`: overlay merged, decoded, validated; each environment's spec
+    /// digest taken or not.
     pub fn resolve_with(&self, domain: &str, digests: Digests) -> Resolved {
         let mut diagnostics = Vec::new();
         let (mut base, overlays) = self.split_overlays();

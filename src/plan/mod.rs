@@ -275,22 +275,15 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     }
     toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     let order = earliest_first(&dependencies);
+    let (project, label): (&str, Arc<str>) = (&manifest.project.name, Arc::from("spec"));
     let mut specs: Vec<Option<HashInput>> = match explain {
-        Explain::Yes => spec_inputs(&manifest.project.name, &envs).into_iter().map(Some).collect(),
-        Explain::No => {
-            let (label, project): (Arc<str>, &str) = (Arc::from("spec"), &manifest.project.name);
-            let input = |env: &Environment| HashInput {
-                label: label.clone(),
-                digest: spec_digest(project, env),
-                detail: String::new(),
-            };
-            envs.iter().map(|env| Some(input(env))).collect()
-        }
+        Explain::Yes => spec_inputs(project, &envs, &label).into_iter().map(Some).collect(),
+        Explain::No => envs.iter().map(|env| Some(deploy_spec(project, env, Explain::No, &label))).collect(),
     };
     let mut deploy_digests: Vec<Digest> = vec![Digest::default(); envs.len()];
     let mut deploy_levels: Vec<usize> = vec![0; envs.len()];
     for index in order {
-        let spec = specs[index].get_or_insert_with(|| deploy_spec(&manifest.project.name, envs[index], explain));
+        let spec = specs[index].get_or_insert_with(|| deploy_spec(project, envs[index], explain, &label));
         let mut version = hash::Framer::new();
         version.input(&[&spec.label], &spec.digest);
         let mut level = 0;
@@ -376,12 +369,13 @@ fn earliest_first(dependencies: &[Vec<usize>]) -> Vec<usize> {
 
 /// What a deployment's version says of its environment: the project, the name and the resolved spec,
 /// whose digest validation took ([`Environment::spec_digest`]); explained, the same value as JSON.
-fn deploy_spec(project: &str, env: &Environment, explain: Explain) -> HashInput {
+/// Every deployment's input shares one `label`.
+fn deploy_spec(project: &str, env: &Environment, explain: Explain, label: &Arc<str>) -> HashInput {
     let detail = match explain {
         Explain::Yes => hash::json(&(project, &env.name, env)),
         Explain::No => String::new(),
     };
-    HashInput { label: Arc::from("spec"), digest: spec_digest(project, env), detail }
+    HashInput { label: label.clone(), digest: spec_digest(project, env), detail }
 }
 
 /// The digest of an environment's spec: the one validation took, when it was resolved for planning.
@@ -392,11 +386,11 @@ fn spec_digest(project: &str, env: &Environment) -> Digest {
 /// [`deploy_spec`] of every environment, explained, in order. Each is independent of the others
 /// (dependencies enter a version later, as their versions), so a large plan spreads them over the
 /// machine's cores.
-fn spec_inputs(project: &str, envs: &[&Environment]) -> Vec<HashInput> {
+fn spec_inputs(project: &str, envs: &[&Environment], label: &Arc<str>) -> Vec<HashInput> {
     const PER_THREAD: usize = 500;
     let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
     let parts = crate::parts::map_parts(envs, threads, |part| {
-        part.iter().map(|env| deploy_spec(project, env, Explain::Yes)).collect::<Vec<_>>()
+        part.iter().map(|env| deploy_spec(project, env, Explain::Yes, label)).collect::<Vec<_>>()
     });
     parts.into_iter().flatten().collect()
 }
