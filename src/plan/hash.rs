@@ -113,14 +113,9 @@ impl VersionHasher {
         Self::default()
     }
 
-    /// Adds a value by its canonical JSON.
+    /// Adds a value by its canonical encoding, its JSON kept for `--explain`.
     pub fn spec<T: Serialize>(&mut self, label: &str, value: &T) {
         self.inputs.push(spec_input(label, value));
-    }
-
-    /// Adds an input made beforehand (by [`spec_input`], perhaps on another thread).
-    pub fn push(&mut self, input: HashInput) {
-        self.inputs.push(input);
     }
 
     /// Adds an input whose digest is already known (a file list, another step's version).
