@@ -14,6 +14,7 @@ pub mod walk;
 
 use std::path::PathBuf;
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 pub use select::{FileEntry, FileSet};
@@ -80,7 +81,7 @@ pub fn cache_dir() -> PathBuf {
 pub fn bundle_environments(manifest: &Manifest, only: Option<&str>) -> Result<Bundles, BundleError> {
     if let Some(name) = only {
         let Some(env) = manifest.environments.get(name) else {
-            let names: Vec<&str> = manifest.environments.keys().map(String::as_str).collect();
+            let names: Vec<&str> = manifest.environments.keys().map(CompactString::as_str).collect();
             return Err(BundleError::UnknownEnvironment { name: name.to_string(), help: suggestion(name, &names) });
         };
         if env.code.copy_style == CopyStyle::Full {
@@ -103,7 +104,7 @@ pub fn bundle_environments(manifest: &Manifest, only: Option<&str>) -> Result<Bu
         let mut left_out = scan.left_out.clone();
         left_out.extend(selection.left_out);
         left_out.sort_by(|a, b| a.path.cmp(&b.path));
-        reports.push(Report { environment: env.name.clone(), bundle, files: selection.files, left_out });
+        reports.push(Report { environment: env.name.to_string(), bundle, files: selection.files, left_out });
     }
     Ok(Bundles { warnings: scan.warnings, bundles: reports })
 }

@@ -342,14 +342,15 @@ pub struct Globs {
 }
 
 impl Globs {
-    pub fn new(include: &[String], exclude: &[String]) -> Globs {
-        let build = |patterns: &[String]| {
+    pub fn new<S: AsRef<str>>(include: &[S], exclude: &[S]) -> Globs {
+        let build = |patterns: &[S]| {
             let mut builder = GlobSetBuilder::new();
             let mut kept = Vec::new();
             for pattern in patterns {
+                let pattern = pattern.as_ref();
                 if let Ok(glob) = Glob::new(pattern) {
                     builder.add(glob);
-                    kept.push(pattern.clone());
+                    kept.push(pattern.to_string());
                 }
             }
             (builder.build().unwrap_or_else(|_| GlobSet::empty()), kept)

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use compact_str::CompactString;
 use sha2::{Digest, Sha256};
 
 use crate::bundle::walk::{self, Globs};
@@ -48,7 +49,7 @@ pub enum JobError {
 
 /// The jobs for the plan, limited to the images the named environments use (all when none named).
 pub fn jobs(manifest: &Manifest, plan: &Plan, only: &[String], registry: Option<&str>) -> Result<Vec<Job>, JobError> {
-    if let Some(unknown) = only.iter().find(|name| !manifest.environments.contains_key(*name)) {
+    if let Some(unknown) = only.iter().find(|name| !manifest.environments.contains_key(name.as_str())) {
         return Err(JobError::UnknownEnvironment(unknown.clone()));
     }
     let mut jobs = Vec::new();
@@ -59,17 +60,17 @@ pub fn jobs(manifest: &Manifest, plan: &Plan, only: &[String], registry: Option<
         let users: Vec<&Environment> = manifest
             .environments
             .values()
-            .filter(|env| &env.image == image)
+            .filter(|env| env.image == image)
             .filter(|env| match baked_code_of {
-                Some(baked) => &env.name == baked,
+                Some(baked) => env.name == baked,
                 None => env.code.copy_style == CopyStyle::Fast,
             })
             .collect();
-        if !only.is_empty() && !users.iter().any(|env| only.contains(&env.name)) {
+        if !only.is_empty() && !users.iter().any(|env| only.iter().any(|o| *o == env.name)) {
             continue;
         }
-        let spec = &manifest.images[image];
-        let effective: Vec<&str> = spec.platforms.iter().map(String::as_str).collect();
+        let spec = &manifest.images[image.as_str()];
+        let effective: Vec<&str> = spec.platforms.iter().map(CompactString::as_str).collect();
         if !(effective.is_empty() || effective == [PLATFORM]) {
             return Err(JobError::Platforms { image: image.clone(), platforms: spec.platforms.join(", ") });
         }
@@ -80,7 +81,7 @@ pub fn jobs(manifest: &Manifest, plan: &Plan, only: &[String], registry: Option<
             step: step.id.to_string(),
             step_digest: step.digest.to_string(),
             image: spec.clone(),
-            full: baked_code_of.as_ref().map(|env| manifest.environments[env].clone()),
+            full: baked_code_of.as_ref().map(|env| manifest.environments[env.as_str()].clone()),
             repository: format!("{}/{}", prefix.trim_end_matches('/'), repository),
             pushable,
         });
@@ -170,7 +171,8 @@ pub fn context_files(context: &Path) -> Result<FileSet, String> {
 
 /// Collects the files of a job's inputs, with the same selection rules as bundles and plans.
 pub fn local_files(job: &Job, root: &Path, cache_dir: &Path) -> Result<LocalFiles, JobError> {
-    let error = |e: &dyn std::fmt::Display| JobError::Files { image: job.image.name.clone(), message: e.to_string() };
+    let error =
+        |e: &dyn std::fmt::Display| JobError::Files { image: job.image.name.to_string(), message: e.to_string() };
     let single = |relative: &str| -> Result<FileEntry, JobError> {
         FileEntry::read(root, relative).map_err(|e| error(&format!("{relative}: {e}")))
     };

@@ -4,6 +4,8 @@
 //! [`record!`] and [`keyword!`]; the same declaration yields the decoder, the shape that directs the KDL
 //! front end, and the JSON Schema, so the three cannot drift apart.
 
+use compact_str::CompactString;
+
 use super::diagnostic::{Diagnostic, suggestion};
 use super::tree::{Entry, Node, Span, Table, Value};
 
@@ -200,11 +202,11 @@ impl<T: Decode> Decode for Option<T> {
     }
 }
 
-impl Decode for String {
+impl Decode for CompactString {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {
-            // Not `to_string`: that goes through `Display` and a formatter, for every string of the manifest.
-            Value::Str(text) => Some(text.as_str().to_owned()),
+            // A copy of the tree's string: no allocation for the short ones (most of a manifest's).
+            Value::Str(text) => Some(text.clone()),
             _ => {
                 cx.type_error(node, "a string");
                 None
@@ -311,7 +313,7 @@ impl<T: Decode> Decode for Spanned<T> {
 /// A table whose keys are names chosen by the user, in source order.
 #[derive(Clone, Debug)]
 pub struct Keyed<T> {
-    pub entries: Vec<(Spanned<String>, T)>,
+    pub entries: Vec<(Spanned<CompactString>, T)>,
 }
 
 impl<T> Default for Keyed<T> {
@@ -321,7 +323,7 @@ impl<T> Default for Keyed<T> {
 }
 
 impl<T> Keyed<T> {
-    pub fn iter(&self) -> impl Iterator<Item = (&Spanned<String>, &T)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Spanned<CompactString>, &T)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 }
@@ -338,7 +340,7 @@ impl<T: Decode + Send> Decode for Keyed<T> {
     }
 }
 
-type KeyedEntries<T> = Vec<(Spanned<String>, T)>;
+type KeyedEntries<T> = Vec<(Spanned<CompactString>, T)>;
 
 /// The entries of a table with user-chosen keys, in order; `None` when any failed to decode. With
 /// more than one thread (thousands of environments), parts are decoded side by side, each with a
@@ -371,7 +373,7 @@ fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx) -> Option<KeyedEntrie
     let mut decoded = Vec::with_capacity(entries.len());
     let mut ok = true;
     for entry in entries {
-        let key = Spanned { value: entry.key.as_str().to_owned(), span: entry.key_span, overlay: entry.value.overlay };
+        let key = Spanned { value: entry.key.clone(), span: entry.key_span, overlay: entry.value.overlay };
         match cx.within(&entry.key, |cx| T::decode(&entry.value, cx)) {
             Some(value) => decoded.push((key, value)),
             None => ok = false,
@@ -382,14 +384,14 @@ fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx) -> Option<KeyedEntrie
 
 /// A Kubernetes quantity as written: `"500m"`, `"2Gi"`, `2` or `0.5`. Checked in validation.
 #[derive(Clone, Debug)]
-pub struct QuantityText(pub String);
+pub struct QuantityText(pub CompactString);
 
 impl Decode for QuantityText {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {
-            Value::Str(text) => Some(QuantityText(text.as_str().to_owned())),
-            Value::Int(number) => Some(QuantityText(number.to_string())),
-            Value::Float(number) => Some(QuantityText(number.to_string())),
+            Value::Str(text) => Some(QuantityText(text.clone())),
+            Value::Int(number) => Some(QuantityText(compact_str::format_compact!("{number}"))),
+            Value::Float(number) => Some(QuantityText(compact_str::format_compact!("{number}"))),
             _ => {
                 cx.type_error(node, "a quantity such as \"500m\", \"2Gi\" or 2");
                 None

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 pub use super::raw::{CopyStyle, EnvKind, ScalingMetric, TaskType};
@@ -16,68 +17,77 @@ pub use super::units::{Duration, Quantity};
 pub struct Manifest {
     pub project: Project,
     /// The domain this manifest was resolved for.
-    pub domain: String,
-    pub images: BTreeMap<String, Image>,
+    pub domain: CompactString,
+    pub images: BTreeMap<CompactString, Image>,
     /// Enabled environments only.
-    pub environments: BTreeMap<String, Environment>,
+    pub environments: BTreeMap<CompactString, Environment>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Project {
-    pub name: String,
-    pub domains: Vec<String>,
-    pub default_domain: String,
+    pub name: CompactString,
+    pub domains: Vec<CompactString>,
+    pub default_domain: CompactString,
     /// As written, relative to the manifest: part of no hash, so moving the checkout changes nothing.
-    pub root_dir: String,
+    pub root_dir: CompactString,
     /// The same folder on this machine, for reading files.
     #[serde(skip)]
     pub root: PathBuf,
-    pub registry: Option<String>,
+    pub registry: Option<CompactString>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Image {
     /// The key in `images`; implied by the path when serialised.
     #[serde(skip)]
-    pub name: String,
+    pub name: CompactString,
     #[serde(flatten)]
     pub source: ImageSource,
-    pub apt: Vec<String>,
-    pub pip: Vec<String>,
-    pub requirements: Option<String>,
+    pub apt: Vec<CompactString>,
+    pub pip: Vec<CompactString>,
+    pub requirements: Option<CompactString>,
     pub uv_project: Option<UvProject>,
     pub sources: Vec<SourceFolder>,
-    pub env: BTreeMap<String, String>,
-    pub workdir: Option<String>,
-    pub user: Option<String>,
-    pub platforms: Vec<String>,
-    pub registry: Option<String>,
+    pub env: BTreeMap<CompactString, CompactString>,
+    pub workdir: Option<CompactString>,
+    pub user: Option<CompactString>,
+    pub platforms: Vec<CompactString>,
+    pub registry: Option<CompactString>,
     /// The repository name in the registry.
     #[serde(rename = "name_in_registry")]
-    pub repository: String,
+    pub repository: CompactString,
 }
 
 /// Where an image starts.
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum ImageSource {
-    Base { base: String },
-    Debian { python: String },
-    Dockerfile { dockerfile: String, context: String, build_args: BTreeMap<String, String>, target: Option<String> },
+    Base {
+        base: CompactString,
+    },
+    Debian {
+        python: CompactString,
+    },
+    Dockerfile {
+        dockerfile: CompactString,
+        context: CompactString,
+        build_args: BTreeMap<CompactString, CompactString>,
+        target: Option<CompactString>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct UvProject {
-    pub pyproject: String,
-    pub lock: String,
+    pub pyproject: CompactString,
+    pub lock: CompactString,
     pub install_project: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SourceFolder {
     /// Relative to root_dir.
-    pub src: String,
-    pub dst: String,
+    pub src: CompactString,
+    pub dst: CompactString,
     pub copy_contents_only: bool,
 }
 
@@ -85,14 +95,14 @@ pub struct SourceFolder {
 pub struct Environment {
     /// The key in `environments`; implied by the path when serialised.
     #[serde(skip)]
-    pub name: String,
+    pub name: CompactString,
     pub kind: EnvKind,
-    pub description: Option<String>,
-    pub image: String,
-    pub version: Option<String>,
-    pub depends_on: Vec<String>,
+    pub description: Option<CompactString>,
+    pub image: CompactString,
+    pub version: Option<CompactString>,
+    pub depends_on: Vec<CompactString>,
     /// Includes FLYTE_PROJECT and FLYTE_DOMAIN, set by flyte.
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<CompactString, CompactString>,
     pub secrets: Vec<Secret>,
     pub resources: Resources,
     pub code: Code,
@@ -116,8 +126,8 @@ pub enum KindSpec {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Secret {
-    pub name: String,
-    pub key: Option<String>,
+    pub name: CompactString,
+    pub key: Option<CompactString>,
     #[serde(flatten)]
     pub exposed: SecretExposure,
 }
@@ -125,15 +135,15 @@ pub struct Secret {
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum SecretExposure {
-    Env { as_env: String },
-    File { as_file: String },
+    Env { as_env: CompactString },
+    File { as_file: CompactString },
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Resources {
     pub requests: ResourceSet,
     pub limits: ResourceSet,
-    pub accelerator: Option<String>,
+    pub accelerator: Option<CompactString>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -147,23 +157,23 @@ pub struct ResourceSet {
 #[derive(Clone, Debug, Serialize)]
 pub struct Code {
     pub copy_style: CopyStyle,
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub python_path: Vec<String>,
-    pub dst: String,
+    pub include: Vec<CompactString>,
+    pub exclude: Vec<CompactString>,
+    pub python_path: Vec<CompactString>,
+    pub dst: CompactString,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct AppSpec {
     pub port: u16,
-    pub command: Vec<String>,
-    pub args: Vec<String>,
+    pub command: Vec<CompactString>,
+    pub args: Vec<CompactString>,
     pub scaling: Scaling,
     pub ingress: Ingress,
     pub requires_auth: bool,
-    pub health_check: Option<String>,
+    pub health_check: Option<CompactString>,
     pub timeouts: Timeouts,
-    pub inputs: BTreeMap<String, Input>,
+    pub inputs: BTreeMap<CompactString, Input>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -178,8 +188,8 @@ pub struct Scaling {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Ingress {
     pub private: bool,
-    pub subdomain: Option<String>,
-    pub custom_domain: Option<String>,
+    pub subdomain: Option<CompactString>,
+    pub custom_domain: Option<CompactString>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -192,7 +202,7 @@ pub struct Timeouts {
 pub struct Input {
     #[serde(flatten)]
     pub source: InputSource,
-    pub as_env: Option<String>,
+    pub as_env: Option<CompactString>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -202,32 +212,32 @@ pub enum InputSource {
         value: serde_json::Value,
     },
     Endpoint {
-        endpoint: String,
+        endpoint: CompactString,
     },
     /// Resolved at apply time: the latest run of the task, its named output.
     TaskOutput {
         #[serde(skip)]
-        environment: String,
+        environment: CompactString,
         #[serde(skip)]
-        task: String,
+        task: CompactString,
         /// "<environment>.<task>", as written.
         #[serde(rename = "task")]
-        reference: String,
-        output: String,
+        reference: CompactString,
+        output: CompactString,
     },
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TaskSpec {
-    pub tasks: BTreeMap<String, Task>,
+    pub tasks: BTreeMap<CompactString, Task>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Task {
-    pub entrypoint: String,
-    pub description: Option<String>,
-    pub inputs: BTreeMap<String, TaskType>,
-    pub outputs: BTreeMap<String, TaskType>,
+    pub entrypoint: CompactString,
+    pub description: Option<CompactString>,
+    pub inputs: BTreeMap<CompactString, TaskType>,
+    pub outputs: BTreeMap<CompactString, TaskType>,
     pub retries: u32,
     pub timeout: Option<Duration>,
     pub cache: Option<Cache>,
@@ -235,7 +245,7 @@ pub struct Task {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Cache {
-    pub version: Option<String>,
+    pub version: Option<CompactString>,
 }
 
 impl Environment {
@@ -250,6 +260,6 @@ impl Environment {
             })),
             KindSpec::Task(_) => None,
         };
-        self.depends_on.iter().map(String::as_str).chain(inputs.into_iter().flatten())
+        self.depends_on.iter().map(CompactString::as_str).chain(inputs.into_iter().flatten())
     }
 }

@@ -3,6 +3,8 @@
 //! Declared with [`record!`] and [`keyword!`], so each type's decoder, its KDL shape and its JSON
 //! Schema come from this one text. The doc comments are the schema's descriptions.
 
+use compact_str::CompactString;
+
 use super::decode::{BoolOr, Decode, Keyed, PlainValue, QuantityText, Spanned, keyword, record};
 
 record! {
@@ -27,15 +29,15 @@ record! {
     /// The project: its name, its domains and where its files and images live.
     pub struct RawProject {
         /// The project's name on the cluster: a DNS label (lowercase letters, digits and `-`).
-        pub name: Spanned<String>,
+        pub name: Spanned<CompactString>,
         /// The domains this project deploys to. Default: development, staging, production.
-        pub domains: Option<Vec<Spanned<String>>>,
+        pub domains: Option<Vec<Spanned<CompactString>>>,
         /// The domain used when none is given on the command line. Default: the first of `domains`.
-        pub default_domain: Option<Spanned<String>>,
+        pub default_domain: Option<Spanned<CompactString>>,
         /// The folder that code bundles and relative paths start from, relative to the manifest. Default: ".".
-        pub root_dir: Option<Spanned<String>>,
+        pub root_dir: Option<Spanned<CompactString>>,
         /// The registry images are pushed to, e.g. "ghcr.io/acme". An image may override it.
-        pub registry: Option<Spanned<String>>,
+        pub registry: Option<Spanned<CompactString>>,
     }
 }
 
@@ -58,7 +60,7 @@ record! {
     /// The project fields a domain may change.
     pub struct RawProjectOverlay {
         /// The registry images of this domain are pushed to.
-        pub registry: Option<Spanned<String>>,
+        pub registry: Option<Spanned<CompactString>>,
     }
 }
 
@@ -67,41 +69,41 @@ record! {
     /// the layers added on top.
     pub struct RawImage {
         /// A base image reference. Pin it with `@sha256:…` for reproducible builds.
-        pub base: Option<Spanned<String>>,
+        pub base: Option<Spanned<CompactString>>,
         /// Build on a Debian base with this Python version, e.g. "3.12". The default when neither
         /// `base` nor `dockerfile` is given.
-        pub python: Option<Spanned<String>>,
+        pub python: Option<Spanned<CompactString>>,
         /// Build from this Dockerfile (relative to root_dir) instead of from layers.
-        pub dockerfile: Option<Spanned<String>>,
+        pub dockerfile: Option<Spanned<CompactString>>,
         /// The Dockerfile's build context, relative to root_dir. Default: the Dockerfile's folder.
-        pub context: Option<Spanned<String>>,
+        pub context: Option<Spanned<CompactString>>,
         /// Dockerfile build arguments.
-        pub build_args: Option<Keyed<Spanned<String>>>,
+        pub build_args: Option<Keyed<Spanned<CompactString>>>,
         /// The Dockerfile stage to build.
-        pub target: Option<Spanned<String>>,
+        pub target: Option<Spanned<CompactString>>,
         /// Debian packages to install.
-        pub apt: Option<Vec<Spanned<String>>>,
+        pub apt: Option<Vec<Spanned<CompactString>>>,
         /// Python packages to install with pip, as requirement specifiers.
-        pub pip: Option<Vec<Spanned<String>>>,
+        pub pip: Option<Vec<Spanned<CompactString>>>,
         /// A requirements file to install, relative to root_dir.
-        pub requirements: Option<Spanned<String>>,
+        pub requirements: Option<Spanned<CompactString>>,
         /// Install the locked dependencies of a uv project.
         pub uv_project: Option<Spanned<RawUvProject>>,
         /// Folders copied into the image.
         #[kdl_each = "source"]
         pub sources: Option<Vec<RawSourceFolder>>,
         /// Environment variables set in the image.
-        pub env: Option<Keyed<Spanned<String>>>,
+        pub env: Option<Keyed<Spanned<CompactString>>>,
         /// The working directory, an absolute path.
-        pub workdir: Option<Spanned<String>>,
+        pub workdir: Option<Spanned<CompactString>>,
         /// The user the image runs as, e.g. "1000" or "1000:1000".
-        pub user: Option<Spanned<String>>,
+        pub user: Option<Spanned<CompactString>>,
         /// Platforms to build for, e.g. "linux/amd64". Default: linux/amd64.
-        pub platforms: Option<Vec<Spanned<String>>>,
+        pub platforms: Option<Vec<Spanned<CompactString>>>,
         /// The registry this image is pushed to, overriding the project's.
-        pub registry: Option<Spanned<String>>,
+        pub registry: Option<Spanned<CompactString>>,
         /// The repository name in the registry. Default: the project and image names.
-        pub name: Option<Spanned<String>>,
+        pub name: Option<Spanned<CompactString>>,
     }
 }
 
@@ -109,9 +111,9 @@ record! {
     /// A uv project whose locked dependencies are installed.
     pub struct RawUvProject {
         /// The pyproject.toml, relative to root_dir.
-        pub pyproject: Spanned<String>,
+        pub pyproject: Spanned<CompactString>,
         /// The lock file, relative to root_dir. Default: uv.lock beside the pyproject.toml.
-        pub lock: Option<Spanned<String>>,
+        pub lock: Option<Spanned<CompactString>>,
         /// Also install the project itself, not only its dependencies. Default: false.
         pub install_project: Option<bool>,
     }
@@ -121,9 +123,9 @@ record! {
     /// A folder copied into an image.
     pub struct RawSourceFolder {
         /// The folder, relative to root_dir.
-        pub src: Spanned<String>,
+        pub src: Spanned<CompactString>,
         /// Where it goes in the image, an absolute path. Default: the image's workdir, or "/app".
-        pub dst: Option<Spanned<String>>,
+        pub dst: Option<Spanned<CompactString>>,
         /// Copy the folder's contents rather than the folder itself. Default: false.
         pub copy_contents_only: Option<bool>,
     }
@@ -145,17 +147,17 @@ record! {
         /// "app" for a long-running HTTP service, "task" for batch tasks.
         pub kind: Spanned<EnvKind>,
         /// A line for people.
-        pub description: Option<Spanned<String>>,
+        pub description: Option<Spanned<CompactString>>,
         /// The name of the image it runs in, a key of `images`.
-        pub image: Spanned<String>,
+        pub image: Spanned<CompactString>,
         /// false leaves the environment out (usually in one domain). Default: true.
         pub enabled: Option<Spanned<bool>>,
         /// A pinned version. Required with copy_style "full"; otherwise the content version is used.
-        pub version: Option<Spanned<String>>,
+        pub version: Option<Spanned<CompactString>>,
         /// Environments deployed before this one.
-        pub depends_on: Option<Vec<Spanned<String>>>,
+        pub depends_on: Option<Vec<Spanned<CompactString>>>,
         /// Environment variables. FLYTE_DOMAIN and FLYTE_PROJECT are set by flyte.
-        pub env: Option<Keyed<Spanned<String>>>,
+        pub env: Option<Keyed<Spanned<CompactString>>>,
         /// Secrets, by reference: values never appear in the manifest.
         #[kdl_each = "secret"]
         pub secrets: Option<Vec<RawSecret>>,
@@ -166,9 +168,9 @@ record! {
         /// Apps: the port the app listens on. Default: 8080.
         pub port: Option<Spanned<i64>>,
         /// Apps: the command that starts the app.
-        pub command: Option<Spanned<Vec<Spanned<String>>>>,
+        pub command: Option<Spanned<Vec<Spanned<CompactString>>>>,
         /// Apps: arguments added to the command.
-        pub args: Option<Spanned<Vec<Spanned<String>>>>,
+        pub args: Option<Spanned<Vec<Spanned<CompactString>>>>,
         /// Apps: replicas and autoscaling.
         pub scaling: Option<Spanned<RawScaling>>,
         /// Apps: how the app is reached.
@@ -176,7 +178,7 @@ record! {
         /// Apps: whether callers must authenticate. Default: true.
         pub requires_auth: Option<Spanned<bool>>,
         /// Apps: the HTTP path that answers when the app is ready, e.g. "/health".
-        pub health_check: Option<Spanned<String>>,
+        pub health_check: Option<Spanned<CompactString>>,
         /// Apps: how long to wait for start-up and for one request.
         pub timeouts: Option<Spanned<RawTimeouts>>,
         /// Apps: named inputs with defaults: a value, another app's endpoint or a task run's output.
@@ -192,13 +194,13 @@ record! {
     /// A secret exposed to the environment, as an environment variable or a file.
     pub struct RawSecret {
         /// The secret's name on the cluster.
-        pub name: Spanned<String>,
+        pub name: Spanned<CompactString>,
         /// The key within the secret, when it holds several.
-        pub key: Option<Spanned<String>>,
+        pub key: Option<Spanned<CompactString>>,
         /// Expose it as this environment variable.
-        pub as_env: Option<Spanned<String>>,
+        pub as_env: Option<Spanned<CompactString>>,
         /// Expose it as a file at this absolute path.
-        pub as_file: Option<Spanned<String>>,
+        pub as_file: Option<Spanned<CompactString>>,
     }
 }
 
@@ -210,7 +212,7 @@ record! {
         /// What it may use at most.
         pub limits: Option<RawResourceSet>,
         /// The GPU type, e.g. "nvidia-l4", when gpu is requested.
-        pub accelerator: Option<Spanned<String>>,
+        pub accelerator: Option<Spanned<CompactString>>,
     }
 }
 
@@ -244,13 +246,13 @@ record! {
         /// "fast" (a bundle beside the image) or "full" (baked into the image). Default: "fast".
         pub copy_style: Option<Spanned<CopyStyle>>,
         /// Globs relative to root_dir; when given, only matching files are shipped.
-        pub include: Option<Vec<Spanned<String>>>,
+        pub include: Option<Vec<Spanned<CompactString>>>,
         /// Globs relative to root_dir of files never shipped.
-        pub exclude: Option<Vec<Spanned<String>>>,
+        pub exclude: Option<Vec<Spanned<CompactString>>>,
         /// Folders, relative to root_dir, added to PYTHONPATH in the container.
-        pub python_path: Option<Vec<Spanned<String>>>,
+        pub python_path: Option<Vec<Spanned<CompactString>>>,
         /// Where the code lives in the container, an absolute path. Default: "/app".
-        pub dst: Option<Spanned<String>>,
+        pub dst: Option<Spanned<CompactString>>,
     }
 }
 
@@ -272,7 +274,7 @@ record! {
         /// The most replicas. Default: 1.
         pub max_replicas: Option<Spanned<i64>>,
         /// How long traffic must stay low before scaling down, e.g. "10m".
-        pub scale_down_after: Option<Spanned<String>>,
+        pub scale_down_after: Option<Spanned<CompactString>>,
         /// "concurrency" or "request_rate".
         pub metric: Option<Spanned<ScalingMetric>>,
         /// The metric's target per replica.
@@ -286,9 +288,9 @@ record! {
         /// Reachable only from inside the cluster. Default: false.
         pub private: Option<bool>,
         /// The subdomain the app is served on: a DNS label.
-        pub subdomain: Option<Spanned<String>>,
+        pub subdomain: Option<Spanned<CompactString>>,
         /// A custom domain name for the app.
-        pub custom_domain: Option<Spanned<String>>,
+        pub custom_domain: Option<Spanned<CompactString>>,
     }
 }
 
@@ -296,9 +298,9 @@ record! {
     /// An app's time limits, as durations such as "30s", "5m", "1h".
     pub struct RawTimeouts {
         /// How long the app may take to become ready.
-        pub startup: Option<Spanned<String>>,
+        pub startup: Option<Spanned<CompactString>>,
         /// How long one request may take.
-        pub request: Option<Spanned<String>>,
+        pub request: Option<Spanned<CompactString>>,
     }
 }
 
@@ -308,13 +310,13 @@ record! {
         /// A plain default value.
         pub value: Option<Spanned<PlainValue>>,
         /// The endpoint of another app environment in this manifest.
-        pub endpoint: Option<Spanned<String>>,
+        pub endpoint: Option<Spanned<CompactString>>,
         /// A task, as "<environment>.<task>", whose latest run's output is the input.
-        pub task: Option<Spanned<String>>,
+        pub task: Option<Spanned<CompactString>>,
         /// Which output of `task`. Default: the task's only output.
-        pub output: Option<Spanned<String>>,
+        pub output: Option<Spanned<CompactString>>,
         /// Also expose the input as this environment variable.
-        pub as_env: Option<Spanned<String>>,
+        pub as_env: Option<Spanned<CompactString>>,
     }
 }
 
@@ -337,9 +339,9 @@ record! {
     /// A task: a Python function the environment offers.
     pub struct RawTask {
         /// The function, as "module.path:function".
-        pub entrypoint: Spanned<String>,
+        pub entrypoint: Spanned<CompactString>,
         /// A line for people.
-        pub description: Option<String>,
+        pub description: Option<CompactString>,
         /// Inputs by name, each a simple type: int, float, str, bool, datetime, duration, file, dir, json.
         pub inputs: Option<Keyed<Spanned<TaskType>>>,
         /// Outputs by name, each a simple type.
@@ -347,7 +349,7 @@ record! {
         /// How often a failed run is retried. Default: 0.
         pub retries: Option<Spanned<i64>>,
         /// How long one attempt may take, e.g. "1h".
-        pub timeout: Option<Spanned<String>>,
+        pub timeout: Option<Spanned<CompactString>>,
         /// Cache results: true, or a table with a cache `version`.
         pub cache: Option<Spanned<BoolOr<RawCache>>>,
     }
@@ -357,7 +359,7 @@ record! {
     /// Result caching settings of a task.
     pub struct RawCache {
         /// Bump it to invalidate earlier results.
-        pub version: Option<Spanned<String>>,
+        pub version: Option<Spanned<CompactString>>,
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! This file holds the checker, the project and the images; `validate_env.rs` the environments.
 
+use compact_str::CompactString;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -35,7 +36,7 @@ impl Checker<'_> {
     }
 
     /// Checks that `name` is a DNS label; `what` names it in the message ("environment name").
-    pub fn dns_label(&mut self, what: &str, name: &Spanned<String>) {
+    pub fn dns_label(&mut self, what: &str, name: &Spanned<CompactString>) {
         if !is_dns_label(name) {
             let like = dns_label_like(name);
             let help = if like.is_empty() {
@@ -54,7 +55,11 @@ impl Checker<'_> {
         }
     }
 
-    pub fn env_vars(&mut self, env: &Option<Keyed<Spanned<String>>>, reserved: &[&str]) -> BTreeMap<String, String> {
+    pub fn env_vars(
+        &mut self,
+        env: &Option<Keyed<Spanned<CompactString>>>,
+        reserved: &[&str],
+    ) -> BTreeMap<CompactString, CompactString> {
         let mut out = BTreeMap::new();
         for (key, value) in env.iter().flat_map(Keyed::iter) {
             if self.env_name(key) && reserved.contains(&key.as_str()) {
@@ -73,7 +78,7 @@ impl Checker<'_> {
 
     /// Resolves a path relative to root_dir, checks that it exists as a file or folder, and returns it
     /// normalised ("./a/../b" → "b"), as it enters hashes.
-    pub fn path(&mut self, path: &Spanned<String>, what: &str, want_dir: bool) -> String {
+    pub fn path(&mut self, path: &Spanned<CompactString>, what: &str, want_dir: bool) -> CompactString {
         let normalised = normalise(&path.value);
         if Path::new(&path.value).is_absolute() {
             self.error(
@@ -113,7 +118,7 @@ impl Checker<'_> {
         normalised
     }
 
-    pub fn absolute(&mut self, path: &Spanned<String>, what: &str) {
+    pub fn absolute(&mut self, path: &Spanned<CompactString>, what: &str) {
         if !path.starts_with('/') {
             self.error(
                 "relative-container-path",
@@ -126,7 +131,7 @@ impl Checker<'_> {
     }
 
     /// Checks that `name` can be an environment variable's name, reporting it when not.
-    pub fn env_name(&mut self, name: &Spanned<String>) -> bool {
+    pub fn env_name(&mut self, name: &Spanned<CompactString>) -> bool {
         let valid = is_env_name(name);
         if !valid {
             self.error(
@@ -141,7 +146,7 @@ impl Checker<'_> {
     }
 
     /// Parses a duration, reporting it when it is not one.
-    pub fn duration(&mut self, text: &Spanned<String>) -> Option<super::units::Duration> {
+    pub fn duration(&mut self, text: &Spanned<CompactString>) -> Option<super::units::Duration> {
         super::units::parse_duration(text)
             .map_err(|why| {
                 self.error(
@@ -156,7 +161,7 @@ impl Checker<'_> {
     }
 
     /// Reports a second occurrence of the same value.
-    pub fn unique<'a>(&mut self, what: &str, items: impl IntoIterator<Item = &'a Spanned<String>>) {
+    pub fn unique<'a>(&mut self, what: &str, items: impl IntoIterator<Item = &'a Spanned<CompactString>>) {
         let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
         for item in items {
             if let Some(first) = seen.get(item.as_str()) {
@@ -173,7 +178,7 @@ impl Checker<'_> {
     }
 
     /// Reports a reference to a name that is not among `known`.
-    pub fn reference(&mut self, what: &str, name: &Spanned<String>, known: &[&str]) -> bool {
+    pub fn reference(&mut self, what: &str, name: &Spanned<CompactString>, known: &[&str]) -> bool {
         if known.contains(&name.as_str()) {
             return true;
         }
@@ -189,7 +194,7 @@ impl Checker<'_> {
 }
 
 /// Lexical normalisation of a relative path: drops "." and folds "a/..".
-pub fn normalise(path: &str) -> String {
+pub fn normalise(path: &str) -> CompactString {
     let mut parts: Vec<&str> = Vec::new();
     for component in Path::new(path).components() {
         match component {
@@ -202,7 +207,17 @@ pub fn normalise(path: &str) -> String {
             Component::RootDir | Component::Prefix(_) => {}
         }
     }
-    if parts.is_empty() { ".".to_string() } else { parts.join("/") }
+    if parts.is_empty() {
+        return ".".into();
+    }
+    let mut joined = CompactString::with_capacity(path.len());
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            joined.push('/');
+        }
+        joined.push_str(part);
+    }
+    joined
 }
 
 /// Resolves the manifest for `domain`; `None` when any error was found (all are in `diags`).
@@ -214,7 +229,7 @@ pub fn resolve(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Manifest> {
     let before = diags.iter().filter(|d| d.is_error()).count();
-    let root_dir = raw.project.root_dir.as_ref().map(|r| normalise(r)).unwrap_or_else(|| ".".to_string());
+    let root_dir = raw.project.root_dir.as_ref().map(|r| normalise(r)).unwrap_or_else(|| ".".into());
     let root = if root_dir == "." { manifest_dir.to_path_buf() } else { manifest_dir.join(&root_dir) };
     let mut checker = Checker { diags, root: root.clone() };
     if let Some(dir) = &raw.project.root_dir {
@@ -223,7 +238,7 @@ pub fn resolve(
         checker.root = root;
     }
     let project = project(&mut checker, raw, root_dir);
-    let images: BTreeMap<String, Image> = raw
+    let images: BTreeMap<CompactString, Image> = raw
         .images
         .iter()
         .flat_map(Keyed::iter)
@@ -232,12 +247,12 @@ pub fn resolve(
     let environments = super::validate_env::environments(&mut checker, raw, &project, domain, &images, digests);
     warn_unmatched_globs(&mut checker, raw);
     let errors = checker.diags.iter().filter(|d| d.is_error()).count();
-    (errors == before).then(|| Manifest { project, domain: domain.to_string(), images, environments })
+    (errors == before).then(|| Manifest { project, domain: domain.into(), images, environments })
 }
 
 /// Warns about include/exclude globs of enabled environments that match no file under root_dir.
 fn warn_unmatched_globs(checker: &mut Checker, raw: &RawManifest) {
-    let patterns: Vec<&Spanned<String>> = raw
+    let patterns: Vec<&Spanned<CompactString>> = raw
         .environments
         .iter()
         .flat_map(Keyed::iter)
@@ -278,10 +293,10 @@ fn warn_unmatched_globs(checker: &mut Checker, raw: &RawManifest) {
     }
 }
 
-fn project(checker: &mut Checker, raw: &RawManifest, root_dir: String) -> Project {
+fn project(checker: &mut Checker, raw: &RawManifest, root_dir: CompactString) -> Project {
     let p = &raw.project;
     checker.dns_label("project name", &p.name);
-    let domains: Vec<String> = match &p.domains {
+    let domains: Vec<CompactString> = match &p.domains {
         Some(domains) => {
             if domains.is_empty() {
                 checker.error(
@@ -298,11 +313,11 @@ fn project(checker: &mut Checker, raw: &RawManifest, root_dir: String) -> Projec
             checker.unique("domain", domains);
             domains.iter().map(|d| d.value.clone()).collect()
         }
-        None => DEFAULT_DOMAINS.iter().map(|d| d.to_string()).collect(),
+        None => DEFAULT_DOMAINS.iter().map(|&d| d.into()).collect(),
     };
     let default_domain = match &p.default_domain {
         Some(default) => {
-            let known: Vec<&str> = domains.iter().map(String::as_str).collect();
+            let known: Vec<&str> = domains.iter().map(CompactString::as_str).collect();
             checker.reference("domain", default, &known);
             default.value.clone()
         }
@@ -321,7 +336,7 @@ fn project(checker: &mut Checker, raw: &RawManifest, root_dir: String) -> Projec
     }
 }
 
-fn check_registry(checker: &mut Checker, registry: &Spanned<String>) {
+fn check_registry(checker: &mut Checker, registry: &Spanned<CompactString>) {
     let text = registry.as_str();
     if let Some(scheme) = ["http://", "https://"].into_iter().find(|s| text.starts_with(s)) {
         checker.error(
@@ -346,7 +361,7 @@ fn check_registry(checker: &mut Checker, registry: &Spanned<String>) {
     }
 }
 
-fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: &RawImage) -> Image {
+fn image(checker: &mut Checker, project: &Project, name: &Spanned<CompactString>, raw: &RawImage) -> Image {
     checker.dns_label("image name", name);
     let sources_given: Vec<(&str, Span)> =
         [("base", &raw.base), ("python", &raw.python), ("dockerfile", &raw.dockerfile)]
@@ -378,9 +393,7 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
         }
         let context = match &raw.context {
             Some(context) => checker.path(context, "build context", true),
-            None => {
-                Path::new(&path).parent().map(|p| normalise(&p.to_string_lossy())).unwrap_or_else(|| ".".to_string())
-            }
+            None => Path::new(&path).parent().map(|p| normalise(&p.to_string_lossy())).unwrap_or_else(|| ".".into()),
         };
         let build_args =
             raw.build_args.iter().flat_map(Keyed::iter).map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
@@ -431,7 +444,7 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
                 }
                 ImageSource::Debian { python: python.value.clone() }
             }
-            (None, None) => ImageSource::Debian { python: DEFAULT_PYTHON.to_string() },
+            (None, None) => ImageSource::Debian { python: DEFAULT_PYTHON.into() },
         }
     };
     for package in raw.apt.iter().flatten() {
@@ -499,7 +512,7 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
                     checker.absolute(dst, "source destination");
                     dst.value.clone()
                 }
-                None => workdir.clone().unwrap_or_else(|| "/app".to_string()),
+                None => workdir.clone().unwrap_or_else(|| "/app".into()),
             };
             SourceFolder { src, dst, copy_contents_only: source.copy_contents_only.unwrap_or(false) }
         })
@@ -522,7 +535,7 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
             checker.unique("platform", platforms);
             platforms.iter().map(|p| p.value.clone()).collect()
         }
-        None => vec![DEFAULT_PLATFORM.to_string()],
+        None => vec![DEFAULT_PLATFORM.into()],
     };
     if let Some(registry) = &raw.registry {
         check_registry(checker, registry);
@@ -545,7 +558,7 @@ fn image(checker: &mut Checker, project: &Project, name: &Spanned<String>, raw: 
             }
             repo.value.clone()
         }
-        None => format!("{}/{}", project.name, name.value),
+        None => compact_str::format_compact!("{}/{}", project.name, name.value),
     };
     Image {
         name: name.value.clone(),
@@ -589,7 +602,7 @@ fn dockerfile_conflicts(raw: &RawImage) -> Vec<(&'static str, Span)> {
     found
 }
 
-fn check_image_reference(checker: &mut Checker, reference: &Spanned<String>) {
+fn check_image_reference(checker: &mut Checker, reference: &Spanned<CompactString>) {
     let text = reference.as_str();
     let (name, digest) = text.split_once('@').map_or((text, None), |(n, d)| (n, Some(d)));
     let name_ok = !name.is_empty()

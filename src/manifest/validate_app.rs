@@ -1,5 +1,6 @@
 //! Validation of app environments: port, command, scaling, and where each input comes from.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use super::decode::{Keyed, Spanned};
@@ -14,9 +15,9 @@ use super::validate_env::{DEFAULT_PORT, Index, RESERVED_PORTS};
 pub(super) fn app(
     checker: &mut Checker,
     index: &Index,
-    name: &Spanned<String>,
+    name: &Spanned<CompactString>,
     env: &RawEnvironment,
-    env_vars: &BTreeMap<String, String>,
+    env_vars: &BTreeMap<CompactString, CompactString>,
 ) -> AppSpec {
     let port = match &env.port {
         Some(port) if RESERVED_PORTS.contains(&port.value) => {
@@ -41,7 +42,8 @@ pub(super) fn app(
         }),
         None => DEFAULT_PORT,
     };
-    let command: Vec<String> = env.command.iter().flat_map(|c| c.value.iter()).map(|c| c.value.clone()).collect();
+    let command: Vec<CompactString> =
+        env.command.iter().flat_map(|c| c.value.iter()).map(|c| c.value.clone()).collect();
     match &env.command {
         None => checker.error(
             "missing-field",
@@ -97,13 +99,13 @@ pub(super) fn app(
             format!("start it with '/', e.g. \"/{}\"", path.value),
         );
     }
-    let mut duration = |text: &Option<Spanned<String>>| text.as_ref().and_then(|text| checker.duration(text));
+    let mut duration = |text: &Option<Spanned<CompactString>>| text.as_ref().and_then(|text| checker.duration(text));
     let timeouts = env
         .timeouts
         .as_ref()
         .map_or_else(Timeouts::default, |t| Timeouts { startup: duration(&t.startup), request: duration(&t.request) });
     let mut inputs = BTreeMap::new();
-    let mut exposed: Vec<Spanned<String>> = Vec::new();
+    let mut exposed: Vec<Spanned<CompactString>> = Vec::new();
     for (input_name, input) in env.inputs.iter().flat_map(|i| i.value.iter()) {
         if !is_identifier(input_name) {
             checker.error(
@@ -218,8 +220,8 @@ fn scaling(checker: &mut Checker, env: &RawEnvironment) -> Scaling {
 fn input_source(
     checker: &mut Checker,
     index: &Index,
-    app: &Spanned<String>,
-    input_name: &Spanned<String>,
+    app: &Spanned<CompactString>,
+    input_name: &Spanned<CompactString>,
     input: &RawInput,
 ) -> Option<InputSource> {
     let given: Vec<(&str, Span)> = [
@@ -329,7 +331,7 @@ fn input_source(
             }
             output.value.clone()
         }
-        None if outputs.len() == 1 => outputs[0].to_string(),
+        None if outputs.len() == 1 => outputs[0].into(),
         None => {
             checker.error(
                 "missing-field",
@@ -342,12 +344,12 @@ fn input_source(
                     format!("add output = \"{}\"", outputs[0])
                 },
             );
-            String::new()
+            CompactString::default()
         }
     };
     Some(InputSource::TaskOutput {
-        environment: env_name.to_string(),
-        task: task_name.to_string(),
+        environment: env_name.into(),
+        task: task_name.into(),
         reference: task_ref.value.clone(),
         output,
     })

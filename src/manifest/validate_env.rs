@@ -2,6 +2,7 @@
 //! edges handed to the cycle check. Apps are checked in `validate_app`, tasks in `validate_task`,
 //! cycles in `validate_graph`.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -30,9 +31,9 @@ pub fn environments(
     raw: &RawManifest,
     project: &Project,
     domain: &str,
-    images: &BTreeMap<String, Image>,
+    images: &BTreeMap<CompactString, Image>,
     digests: Digests,
-) -> BTreeMap<String, Environment> {
+) -> BTreeMap<CompactString, Environment> {
     const PER_THREAD: usize = 1000;
     let envs = raw.environments.as_ref().map_or(0, |e| e.entries.len());
     let threads = crate::parts::threads_for(envs, PER_THREAD);
@@ -48,20 +49,20 @@ fn environments_on(
     raw: &RawManifest,
     project: &Project,
     domain: &str,
-    images: &BTreeMap<String, Image>,
+    images: &BTreeMap<CompactString, Image>,
     digests: Digests,
     threads: usize,
-) -> BTreeMap<String, Environment> {
+) -> BTreeMap<CompactString, Environment> {
     let Some(declared) = &raw.environments else { return BTreeMap::new() };
     let index = Index::new(declared);
-    let image_names: Vec<&str> = images.keys().map(String::as_str).collect();
+    let image_names: Vec<&str> = images.keys().map(CompactString::as_str).collect();
     let disabled: HashMap<&str, Span> = declared
         .iter()
         .filter_map(|(name, env)| env.enabled.as_ref().filter(|e| !e.value).map(|e| (name.as_str(), e.span)))
         .collect();
     let cx = Context { project, domain, image_names: &image_names, disabled: &disabled, digests };
     let mut out = BTreeMap::new();
-    let mut edges: Vec<(&str, Spanned<String>)> = Vec::new();
+    let mut edges: Vec<(&str, Spanned<CompactString>)> = Vec::new();
     let root = checker.root.as_path();
     let parts = crate::parts::map_parts(&declared.entries, threads, |part| check_part(root, &index, &cx, part));
     for part in parts {
@@ -85,12 +86,17 @@ struct Context<'a> {
 /// The result of checking some of the environments, in declaration order.
 struct Part<'a> {
     diags: Vec<Diagnostic>,
-    environments: Vec<(String, Environment)>,
-    edges: Vec<(&'a str, Spanned<String>)>,
+    environments: Vec<(CompactString, Environment)>,
+    edges: Vec<(&'a str, Spanned<CompactString>)>,
 }
 
 /// Checks `part` of the declared environments with a checker and an index (its glob cache) of its own.
-fn check_part<'a>(root: &Path, index: &Index, cx: &Context, part: &'a [(Spanned<String>, RawEnvironment)]) -> Part<'a> {
+fn check_part<'a>(
+    root: &Path,
+    index: &Index,
+    cx: &Context,
+    part: &'a [(Spanned<CompactString>, RawEnvironment)],
+) -> Part<'a> {
     let Context { project, domain, image_names, disabled, digests } = *cx;
     let mut diags = Vec::new();
     let mut checker = Checker { diags: &mut diags, root: root.to_path_buf() };
@@ -183,8 +189,8 @@ impl<'a> Index<'a> {
 }
 
 /// Every name an environment refers to as a dependency, with where it is written.
-fn dependency_refs(env: &RawEnvironment) -> Vec<Spanned<String>> {
-    let mut refs: Vec<Spanned<String>> = env.depends_on.iter().flatten().cloned().collect();
+fn dependency_refs(env: &RawEnvironment) -> Vec<Spanned<CompactString>> {
+    let mut refs: Vec<Spanned<CompactString>> = env.depends_on.iter().flatten().cloned().collect();
     for (_, input) in env.inputs.iter().flat_map(|i| i.value.iter()) {
         if let Some(endpoint) = &input.endpoint {
             refs.push(endpoint.clone());
@@ -192,7 +198,7 @@ fn dependency_refs(env: &RawEnvironment) -> Vec<Spanned<String>> {
         if let Some(task) = &input.task
             && let Some((environment, _)) = task.split_once('.')
         {
-            refs.push(Spanned { value: environment.to_string(), span: task.span, overlay: task.overlay });
+            refs.push(Spanned { value: environment.into(), span: task.span, overlay: task.overlay });
         }
     }
     refs
@@ -204,7 +210,7 @@ fn environment(
     project: &Project,
     domain: &str,
     image_names: &[&str],
-    name: &Spanned<String>,
+    name: &Spanned<CompactString>,
     env: &RawEnvironment,
 ) -> Environment {
     checker.reference("image", &env.image, image_names);
@@ -239,8 +245,8 @@ fn environment(
         v.value.clone()
     });
     let mut env_vars = checker.env_vars(&env.env, &["FLYTE_PROJECT", "FLYTE_DOMAIN"]);
-    env_vars.insert("FLYTE_PROJECT".to_string(), project.name.clone());
-    env_vars.insert("FLYTE_DOMAIN".to_string(), domain.to_string());
+    env_vars.insert("FLYTE_PROJECT".into(), project.name.clone());
+    env_vars.insert("FLYTE_DOMAIN".into(), domain.into());
     let secrets = secrets(checker, env);
     let code = code(checker, index, name, env, version.is_some());
     let spec = match env.kind.value {
@@ -304,7 +310,7 @@ fn environment(
 
 fn secrets(checker: &mut Checker, env: &RawEnvironment) -> Vec<Secret> {
     let mut out = Vec::new();
-    let mut exposed_as: Vec<Spanned<String>> = Vec::new();
+    let mut exposed_as: Vec<Spanned<CompactString>> = Vec::new();
     for secret in env.secrets.iter().flatten() {
         let valid_name =
             !secret.name.is_empty() && secret.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
@@ -355,7 +361,7 @@ fn secrets(checker: &mut Checker, env: &RawEnvironment) -> Vec<Secret> {
                     "exposed how?",
                     "add as_env = \"VAR_NAME\" or as_file = \"/etc/secrets/name\"",
                 );
-                SecretExposure::Env { as_env: String::new() }
+                SecretExposure::Env { as_env: CompactString::default() }
             }
         };
         out.push(Secret {
@@ -432,7 +438,13 @@ fn resource_set(checker: &mut Checker, raw: Option<&RawResourceSet>) -> Resource
     }
 }
 
-fn code(checker: &mut Checker, index: &mut Index, name: &Spanned<String>, env: &RawEnvironment, pinned: bool) -> Code {
+fn code(
+    checker: &mut Checker,
+    index: &mut Index,
+    name: &Spanned<CompactString>,
+    env: &RawEnvironment,
+    pinned: bool,
+) -> Code {
     let raw = env.code.as_ref();
     let copy_style = raw.and_then(|c| c.copy_style.as_ref());
     if let Some(style) = copy_style
@@ -441,7 +453,7 @@ fn code(checker: &mut Checker, index: &mut Index, name: &Spanned<String>, env: &
     {
         checker.error("full-build-unpinned", style.span, format!("\"{}\" bakes its code into the image but pins no version", name.value), "needs a version", "add version = \"v1.0.0\" (or another fixed version) to the environment; full builds are immutable and named by it");
     }
-    let mut globs = |list: Option<&Vec<Spanned<String>>>| -> Vec<String> {
+    let mut globs = |list: Option<&Vec<Spanned<CompactString>>>| -> Vec<CompactString> {
         list.into_iter()
             .flatten()
             .map(|pattern| {
@@ -471,7 +483,7 @@ fn code(checker: &mut Checker, index: &mut Index, name: &Spanned<String>, env: &
             checker.absolute(dst, "code destination");
             dst.value.clone()
         }
-        None => DEFAULT_CODE_DST.to_string(),
+        None => DEFAULT_CODE_DST.into(),
     };
     Code { copy_style: copy_style.map_or(CopyStyle::Fast, |s| s.value), include, exclude, python_path, dst }
 }
@@ -520,15 +532,15 @@ mod split_tests {
         let mut diags = Vec::new();
         let raw = RawManifest::decode(&parsed.tree, &mut Cx::new(&mut diags)).expect("the manifest decodes");
         let project = Project {
-            name: "split".to_string(),
-            domains: vec!["production".to_string()],
-            default_domain: "production".to_string(),
-            root_dir: ".".to_string(),
+            name: "split".into(),
+            domains: vec!["production".into()],
+            default_domain: "production".into(),
+            root_dir: ".".into(),
             root: std::env::temp_dir(),
             registry: None,
         };
         // No images: every environment's image is an unknown reference, one more mistake per part.
-        let images: BTreeMap<String, Image> = BTreeMap::new();
+        let images: BTreeMap<CompactString, Image> = BTreeMap::new();
         let run = |threads: usize| {
             let mut diags = Vec::new();
             let mut checker = Checker { diags: &mut diags, root: project.root.clone() };

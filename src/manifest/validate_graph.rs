@@ -1,5 +1,6 @@
 //! The environment dependency graph: cycles are reported whole, with every link pointed at.
 
+use compact_str::CompactString;
 use std::collections::BTreeSet;
 
 use foldhash::{HashMap, HashMapExt};
@@ -14,7 +15,7 @@ use super::validate::Checker;
 /// looking each step up by name cost more than the rest of the checks. Environments with dependencies
 /// are searched from in name order and their edges followed in the order written, so the cycles found,
 /// and how each is told, do not depend on anything else.
-pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<String>)]) {
+pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<CompactString>)]) {
     let mut ids: HashMap<&str, usize> = HashMap::with_capacity(edges.len());
     let mut names: Vec<&str> = Vec::new();
     let mut id_of = |name| {
@@ -43,14 +44,14 @@ pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<String>)]) {
         Done,
     }
     let mut marks = vec![Mark::New; out.len()];
-    let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+    let mut reported: BTreeSet<Vec<CompactString>> = BTreeSet::new();
     // Iterative depth-first search: a manifest may hold thousands of environments in a chain.
     for start in starts {
         if marks[start] != Mark::New {
             continue;
         }
         let mut path: Vec<(usize, usize)> = vec![(start, 0)];
-        let mut via: Vec<&Spanned<String>> = Vec::new();
+        let mut via: Vec<&Spanned<CompactString>> = Vec::new();
         marks[start] = Mark::Open;
         while let Some((node, next)) = path.last_mut() {
             let node = *node;
@@ -65,9 +66,10 @@ pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<String>)]) {
             match marks[target] {
                 Mark::Open => {
                     let at = path.iter().position(|&(n, _)| n == target).unwrap_or(0);
-                    let mut links: Vec<&Spanned<String>> = via[at..].to_vec();
+                    let mut links: Vec<&Spanned<CompactString>> = via[at..].to_vec();
                     links.push(link);
-                    let members: Vec<String> = path[at..].iter().map(|&(n, _)| names[n].to_string()).collect();
+                    let members: Vec<CompactString> =
+                        path[at..].iter().map(|&(n, _)| CompactString::from(names[n])).collect();
                     let mut key = members.clone();
                     key.sort();
                     if reported.insert(key) {
@@ -85,7 +87,7 @@ pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<String>)]) {
     }
 }
 
-fn report_cycle(checker: &mut Checker, members: &[String], links: &[&Spanned<String>]) {
+fn report_cycle(checker: &mut Checker, members: &[CompactString], links: &[&Spanned<CompactString>]) {
     let mut loop_text = members.join(" → ");
     loop_text.push_str(&format!(" → {}", members[0]));
     let mut diagnostic = Diagnostic::error("dependency-cycle", format!("dependency cycle: {loop_text}"))
@@ -104,7 +106,7 @@ mod tests {
 
     #[test]
     fn every_cycle_is_told_once_from_the_first_name_in_order() {
-        let link = |to: &str, at: usize| Spanned { value: to.to_string(), span: Span::new(at, at + 1), overlay: false };
+        let link = |to: &str, at: usize| Spanned { value: to.into(), span: Span::new(at, at + 1), overlay: false };
         // Written out of order; "b" is in two loops, "x" depends on a loop without being in one.
         let edges = vec![
             ("e", link("d", 0)),

@@ -1,5 +1,6 @@
 //! Validation of the tasks of task environments: names, entrypoints, parameters, retries and cache.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use super::decode::{BoolOr, Keyed, Spanned};
@@ -8,7 +9,7 @@ use super::raw::RawTask;
 use super::units::is_identifier;
 use super::validate::Checker;
 
-pub(super) fn task(checker: &mut Checker, name: &Spanned<String>, raw: &RawTask) -> Task {
+pub(super) fn task(checker: &mut Checker, name: &Spanned<CompactString>, raw: &RawTask) -> Task {
     if !is_identifier(name) {
         checker.error(
             "invalid-name",
@@ -31,7 +32,7 @@ pub(super) fn task(checker: &mut Checker, name: &Spanned<String>, raw: &RawTask)
             "write the module path and the function, e.g. \"pipeline.train:train\"",
         );
     }
-    let mut typed = |map: &Option<Keyed<Spanned<TaskType>>>| -> BTreeMap<String, TaskType> {
+    let mut typed = |map: &Option<Keyed<Spanned<TaskType>>>| -> BTreeMap<CompactString, TaskType> {
         map.iter()
             .flat_map(Keyed::iter)
             .map(|(k, v)| {

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, hash_map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use foldhash::{HashMap, HashMapExt};
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -183,7 +185,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // build), and the names later passes look up. Each pass over 10,000 environments waits on memory,
     // so they are not walked once per kind of step.
     let envs: Vec<&Environment> = manifest.environments.values().collect();
-    let mut selections: HashMap<(&[String], &[String]), Digested> = HashMap::new();
+    let mut selections: HashMap<(&[CompactString], &[CompactString]), Digested> = HashMap::new();
     // An image's own inputs are the same for each full build on it: hashed once, copied for each.
     let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
     // By image and the environment baked in (a full build), or none.
@@ -231,10 +233,10 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             hasher.spec("code", &(&env.code.dst, &env.code.python_path));
             code.add_to(&mut hasher, "code files");
         }
-        let registry = image.registry.clone().or_else(|| manifest.project.registry.clone());
+        let registry = image.registry.as_ref().or(manifest.project.registry.as_ref()).map(|r| r.to_string());
         let detail = StepDetail::Image {
-            image: image.name.clone(),
-            repository: image.repository.clone(),
+            image: image.name.to_string(),
+            repository: image.repository.to_string(),
             registry,
             from: describe_source(image),
             baked_code_of: baked.map(str::to_string),
@@ -320,7 +322,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
                 let detail = StepDetail::Deploy {
                     environment: names[index].clone(),
                     environment_kind: env.kind,
-                    pinned_version: env.version.clone(),
+                    pinned_version: env.version.as_ref().map(|v| v.to_string()),
                     image_step: steps[image_at[index]].id.clone(),
                     bundle_step: bundle_at[index].map(|at| steps[at].id.clone()),
                 };
@@ -401,7 +403,7 @@ fn step(id: Arc<str>, hasher: VersionHasher, needs: Vec<Arc<str>>, detail: StepD
 }
 
 /// What selects an environment's code files: its include and exclude globs.
-fn globs(env: &Environment) -> (&[String], &[String]) {
+fn globs(env: &Environment) -> (&[CompactString], &[CompactString]) {
     (&env.code.include, &env.code.exclude)
 }
 
@@ -427,7 +429,7 @@ fn image_hasher(image: &Image, root: &Path, files: &mut Files) -> Result<Version
         add_files(&mut hasher, &format!("dockerfile {dockerfile}"), &files.file(root, dockerfile)?);
         // The context as the builder gets it: `.dockerignore` decides, not the bundle rules.
         let context_files = crate::image::job::context_files(&root.join(context))
-            .map_err(|message| PlanError::Context { context: context.clone(), message })?;
+            .map_err(|message| PlanError::Context { context: context.to_string(), message })?;
         add_files(&mut hasher, &format!("context {context}"), &context_files);
     }
     if let Some(requirements) = &image.requirements {
@@ -445,7 +447,7 @@ fn image_hasher(image: &Image, root: &Path, files: &mut Files) -> Result<Version
 
 fn describe_source(image: &Image) -> String {
     match &image.source {
-        ImageSource::Base { base } => base.clone(),
+        ImageSource::Base { base } => base.to_string(),
         ImageSource::Debian { python } => format!("debian + python {python}"),
         ImageSource::Dockerfile { dockerfile, .. } => format!("Dockerfile {dockerfile}"),
     }
@@ -469,8 +471,8 @@ fn order_and_level(manifest: &Manifest, steps: Vec<Step>) -> Plan {
     }
     Plan {
         schema_version: PLAN_SCHEMA_VERSION,
-        project: manifest.project.name.clone(),
-        domain: manifest.domain.clone(),
+        project: manifest.project.name.to_string(),
+        domain: manifest.domain.to_string(),
         steps,
         levels,
     }

@@ -151,7 +151,7 @@ pub async fn build(
     if options.push
         && let Some(job) = jobs.iter().find(|job| !job.pushable)
     {
-        return Err(BuildError::NoRegistry { image: job.image.name.clone() });
+        return Err(BuildError::NoRegistry { image: job.image.name.to_string() });
     }
     // A buildkitd has no image store beside it: its images can only go to a registry.
     if let Some(engine) = &engine
@@ -181,7 +181,7 @@ pub async fn build(
 
 async fn build_one(context: &Context<'_>, job: &Job) -> Result<Built, BuildError> {
     let started = Instant::now();
-    let name = job.image.name.clone();
+    let name = job.image.name.to_string();
     let note = |message: String| (context.progress)(Event::Note { image: name.clone(), message });
     let engine_error = |source| BuildError::Engine { image: name.clone(), source };
     let registry_error = |source| BuildError::Registry { image: name.clone(), source };

@@ -119,13 +119,13 @@ pub(super) async fn dockerfile_stage(
     request.frontend_inputs.insert("context".into(), definition_of(&inputs.context, "build context"));
     request.frontend_attrs.insert("filename".into(), inputs.filename.clone());
     for (key, value) in build_args {
-        request.frontend_attrs.insert(format!("build-arg:{key}"), value.clone());
+        request.frontend_attrs.insert(format!("build-arg:{key}"), value.to_string());
     }
     if let Some(target) = target {
-        request.frontend_attrs.insert("target".into(), target.clone());
+        request.frontend_attrs.insert("target".into(), target.to_string());
     }
     let image = job.image.name.clone();
-    engine.solve(request, |event| (context.progress)(Event::Status { image: image.clone(), event })).await?;
+    engine.solve(request, |event| (context.progress)(Event::Status { image: image.to_string(), event })).await?;
     Ok(())
 }
 
@@ -249,15 +249,15 @@ pub(super) fn engine<'a>(context: &'a Context<'_>) -> Result<&'a Engine, BuildEr
 pub(super) fn settings(manifest: &Manifest, job: &Job, tag: &str, base: Option<&str>, base_config: &Value) -> Settings {
     let image = &job.image;
     let mut settings = Settings {
-        env: image.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        workdir: image.workdir.clone(),
-        user: image.user.clone(),
+        env: image.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        workdir: image.workdir.as_ref().map(|w| w.to_string()),
+        user: image.user.as_ref().map(|u| u.to_string()),
         ..Settings::default()
     };
     let mut labels = BTreeMap::new();
     labels.insert(config::LABEL_VERSION.to_string(), tag.to_string());
     labels.insert(config::LABEL_SOURCE_DIGEST.to_string(), job.step_digest.clone());
-    labels.insert("org.flyte.project".to_string(), manifest.project.name.clone());
+    labels.insert("org.flyte.project".to_string(), manifest.project.name.to_string());
     if let Some((name, digest)) = base.and_then(|b| b.split_once('@')) {
         labels.insert(config::LABEL_BASE.to_string(), name.to_string());
         labels.insert(config::LABEL_BASE_DIGEST.to_string(), digest.to_string());
@@ -272,10 +272,9 @@ pub(super) fn settings(manifest: &Manifest, job: &Job, tag: &str, base: Option<&
             let mut paths = vec![dst.to_string()];
             paths.extend(env.code.python_path.iter().map(|p| format!("{dst}/{p}")));
             settings.env.push(("PYTHONPATH".into(), paths.join(":")));
-            settings.workdir = settings.workdir.or_else(|| Some(env.code.dst.clone()));
+            settings.workdir = settings.workdir.or_else(|| Some(env.code.dst.to_string()));
             if let KindSpec::App(app) = &env.spec {
-                let mut command = app.command.clone();
-                command.extend(app.args.iter().cloned());
+                let command: Vec<String> = app.command.iter().chain(&app.args).map(|a| a.to_string()).collect();
                 if !command.is_empty() {
                     settings.entrypoint = Some(Vec::new());
                     settings.cmd = Some(command);

@@ -147,14 +147,14 @@ pub fn image_graph(
     }
     if !image.pip.is_empty() {
         let mut args = pip_prefix.clone();
-        args.extend(image.pip.iter().cloned());
+        args.extend(image.pip.iter().map(|p| p.to_string()));
         state = graph.exec(&state, run(args, env.clone(), Vec::new()), &format!("pip install {}", image.pip.join(" ")));
     }
 
     for (folder, source_image) in image.sources.iter().zip(&inputs.sources) {
         let source = graph.image(source_image, &format!("source folder {}", folder.src));
         let dest = if folder.copy_contents_only {
-            folder.dst.clone()
+            folder.dst.to_string()
         } else {
             let name = folder.src.trim_end_matches('/').rsplit('/').next().unwrap_or(&folder.src);
             format!("{}/{name}", folder.dst.trim_end_matches('/'))
