@@ -185,6 +185,24 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // build), and the names later passes look up. Each pass over 10,000 environments waits on memory,
     // so they are not walked once per kind of step.
     let envs: Vec<&Environment> = manifest.environments.values().collect();
+    const PER_THREAD: usize = 1000;
+    let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
+    let positions: HashMap<&str, usize> = envs.iter().enumerate().map(|(at, env)| (env.name.as_str(), at)).collect();
+    // What is each environment's own: the names of its steps and its dependencies by position (each
+    // once, in the order first named). Made in parts on every core; the rest of the walk is shared.
+    let named = crate::parts::map_parts(&envs, threads, |part| {
+        part.iter().map(|env| named(env, &positions)).collect::<Vec<_>>()
+    });
+    let mut names: Vec<Arc<str>> = Vec::with_capacity(envs.len());
+    let mut deploy_ids: Vec<Arc<str>> = Vec::with_capacity(envs.len());
+    let mut bundle_ids: Vec<Option<Arc<str>>> = Vec::with_capacity(envs.len());
+    let mut dependencies: Vec<Vec<usize>> = Vec::with_capacity(envs.len());
+    for named in named.into_iter().flatten() {
+        names.push(named.name);
+        deploy_ids.push(named.deploy);
+        bundle_ids.push(named.bundle);
+        dependencies.push(named.after);
+    }
     let mut selections: HashMap<(&[CompactString], &[CompactString]), Digested> = HashMap::new();
     // An image's own inputs are the same for each full build on it: hashed once, copied for each.
     let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
@@ -193,14 +211,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // Where each environment's steps are in `steps`, by the environment's position in `envs`.
     let mut bundle_at: Vec<Option<usize>> = Vec::with_capacity(envs.len());
     let mut image_at: Vec<usize> = Vec::with_capacity(envs.len());
-    // Each environment's name, shared by its bundle and deployment steps, and its deployment's id.
-    let mut names: Vec<Arc<str>> = Vec::with_capacity(envs.len());
-    let mut deploy_ids: Vec<Arc<str>> = Vec::with_capacity(envs.len());
-    let mut positions: HashMap<&str, usize> = HashMap::with_capacity(envs.len());
     for (index, env) in envs.iter().enumerate() {
-        let name: Arc<str> = Arc::from(env.name.as_str());
-        positions.insert(env.name.as_str(), index);
-        deploy_ids.push(Arc::from(format!("deploy:{}", env.name)));
         let code = match selections.entry(globs(env)) {
             hash_map::Entry::Occupied(known) => known.into_mut(),
             hash_map::Entry::Vacant(slot) => {
@@ -208,17 +219,17 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
                 slot.insert(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files))
             }
         };
-        bundle_at.push(match env.code.copy_style {
-            CopyStyle::Fast => {
+        bundle_at.push(match &bundle_ids[index] {
+            Some(id) => {
                 let (digest, inputs) = code.bundle_version().clone();
-                let detail = StepDetail::Bundle { environment: name.clone(), files: code.files, bytes: code.bytes };
-                let id = Arc::from(format!("bundle:{}", env.name));
+                let environment = names[index].clone();
+                let detail = StepDetail::Bundle { environment, files: code.files, bytes: code.bytes };
+                let id = id.clone();
                 steps.push(Step { id, level: 0, version: digest.version(), digest, needs: Vec::new(), detail, inputs });
                 Some(steps.len() - 1)
             }
-            CopyStyle::Full => None,
+            None => None,
         });
-        names.push(name);
         let baked = (env.code.copy_style == CopyStyle::Full).then_some(env.name.as_str());
         if let Some(&at) = image_steps.get(&(env.image.as_str(), baked)) {
             image_at.push(at);
@@ -253,27 +264,17 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // Deployments. Their versions first, in dependency order, as each takes its dependencies' versions;
     // that is a hash of a few digests per environment. Then the steps themselves, which are independent
     // of each other, in parts.
-    let position = |name: &str| positions.get(name).copied();
     let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(envs.len(), envs.len());
     // Node i is the i-th environment.
     for env in &envs {
         graph.add_node(env.name.as_str());
     }
-    // Each environment's dependencies by position, in name order, each once.
-    let mut dependencies: Vec<Vec<usize>> = Vec::with_capacity(envs.len());
-    for (index, env) in envs.iter().enumerate() {
-        let to = NodeIndex::new(index);
-        // Each edge once, in the order first named: what `update_edge` gives, without scanning the
-        // edges of a dependency that thousands of environments share.
-        let mut linked: Vec<usize> = Vec::new();
-        for from in env.dependencies().filter_map(position) {
-            if !linked.contains(&from) {
-                linked.push(from);
-                graph.add_edge(NodeIndex::new(from), to, ());
-            }
+    for (index, after) in dependencies.iter_mut().enumerate() {
+        for &from in after.iter() {
+            graph.add_edge(NodeIndex::new(from), NodeIndex::new(index), ());
         }
-        linked.sort_unstable();
-        dependencies.push(linked);
+        // In name order from here on.
+        after.sort_unstable();
     }
     toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
     let order = earliest_first(&dependencies);
@@ -282,8 +283,6 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
         Explain::Yes => spec_inputs(project, &envs, &label),
         Explain::No => envs.iter().map(|env| deploy_spec(project, env, Explain::No, &label)).collect(),
     };
-    const PER_THREAD: usize = 1000;
-    let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
     // A deployment's version hashes its spec, its image and bundle, then its dependencies' versions.
     // The first three are its own: hashed side by side, the state kept, so the walk in dependency
     // order only adds the dependencies (the same bytes in the same order as one pass).
@@ -351,6 +350,31 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     });
     steps.extend(deploys.into_iter().flatten());
     Ok(order_and_level(manifest, steps))
+}
+
+/// An environment's own part of the plan: the names of its steps, and the environments it follows.
+struct Named {
+    name: Arc<str>,
+    deploy: Arc<str>,
+    /// Fast-copy environments only.
+    bundle: Option<Arc<str>>,
+    /// Positions in the plan's environments, each once, in the order first named.
+    after: Vec<usize>,
+}
+
+fn named(env: &Environment, positions: &HashMap<&str, usize>) -> Named {
+    let mut after: Vec<usize> = Vec::new();
+    for from in env.dependencies().filter_map(|name| positions.get(name).copied()) {
+        if !after.contains(&from) {
+            after.push(from);
+        }
+    }
+    Named {
+        name: Arc::from(env.name.as_str()),
+        deploy: Arc::from(format!("deploy:{}", env.name)),
+        bundle: (env.code.copy_style == CopyStyle::Fast).then(|| Arc::from(format!("bundle:{}", env.name))),
+        after,
+    }
 }
 
 /// A dependency order of the environments (each after its dependencies; the graph has no cycle) that
