@@ -16,6 +16,7 @@ pub mod origin;
 pub mod overlay;
 pub mod raw;
 pub mod schema;
+pub mod sorted_map;
 pub mod starter;
 pub mod toml_fast;
 pub mod toml_front;

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use compact_str::CompactString;
 use serde::Serialize;
 
+pub use super::sorted_map::SortedMap;
+
 pub use super::raw::{CopyStyle, EnvKind, ScalingMetric, TaskType};
 pub use super::units::{Duration, Quantity};
 
@@ -48,7 +50,7 @@ pub struct Image {
     pub requirements: Option<CompactString>,
     pub uv_project: Option<UvProject>,
     pub sources: Vec<SourceFolder>,
-    pub env: BTreeMap<CompactString, CompactString>,
+    pub env: SortedMap<CompactString, CompactString>,
     pub workdir: Option<CompactString>,
     pub user: Option<CompactString>,
     pub platforms: Vec<CompactString>,
@@ -71,7 +73,7 @@ pub enum ImageSource {
     Dockerfile {
         dockerfile: CompactString,
         context: CompactString,
-        build_args: BTreeMap<CompactString, CompactString>,
+        build_args: SortedMap<CompactString, CompactString>,
         target: Option<CompactString>,
     },
 }
@@ -102,7 +104,7 @@ pub struct Environment {
     pub version: Option<CompactString>,
     pub depends_on: Vec<CompactString>,
     /// Includes FLYTE_PROJECT and FLYTE_DOMAIN, set by flyte.
-    pub env: BTreeMap<CompactString, CompactString>,
+    pub env: SortedMap<CompactString, CompactString>,
     pub secrets: Vec<Secret>,
     pub resources: Resources,
     pub code: Code,
@@ -173,7 +175,7 @@ pub struct AppSpec {
     pub requires_auth: bool,
     pub health_check: Option<CompactString>,
     pub timeouts: Timeouts,
-    pub inputs: BTreeMap<CompactString, Input>,
+    pub inputs: SortedMap<CompactString, Input>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -229,15 +231,15 @@ pub enum InputSource {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TaskSpec {
-    pub tasks: BTreeMap<CompactString, Task>,
+    pub tasks: SortedMap<CompactString, Task>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Task {
     pub entrypoint: CompactString,
     pub description: Option<CompactString>,
-    pub inputs: BTreeMap<CompactString, TaskType>,
-    pub outputs: BTreeMap<CompactString, TaskType>,
+    pub inputs: SortedMap<CompactString, TaskType>,
+    pub outputs: SortedMap<CompactString, TaskType>,
     pub retries: u32,
     pub timeout: Option<Duration>,
     pub cache: Option<Cache>,

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::decode::{Keyed, Spanned};
 use super::diagnostic::{Diagnostic, suggestion};
-use super::model::{Image, ImageSource, Manifest, Project, SourceFolder, UvProject};
+use super::model::{Image, ImageSource, Manifest, Project, SortedMap, SourceFolder, UvProject};
 use super::raw::{RawImage, RawManifest};
 use super::tree::Span;
 use super::units::{dns_label_like, is_dns_label, is_env_name};
@@ -59,8 +59,8 @@ impl Checker<'_> {
         &mut self,
         env: &Option<Keyed<Spanned<CompactString>>>,
         reserved: &[&str],
-    ) -> BTreeMap<CompactString, CompactString> {
-        let mut out = BTreeMap::new();
+    ) -> SortedMap<CompactString, CompactString> {
+        let mut out = SortedMap::new();
         for (key, value) in env.iter().flat_map(Keyed::iter) {
             if self.env_name(key) && reserved.contains(&key.as_str()) {
                 self.error(

@@ -1,7 +1,6 @@
 //! Validation of app environments: port, command, scaling, and where each input comes from.
 
 use compact_str::CompactString;
-use std::collections::BTreeMap;
 
 use super::decode::{Keyed, Spanned};
 use super::diagnostic::suggestion;
@@ -17,7 +16,7 @@ pub(super) fn app(
     index: &Index,
     name: &Spanned<CompactString>,
     env: &RawEnvironment,
-    env_vars: &BTreeMap<CompactString, CompactString>,
+    env_vars: &SortedMap<CompactString, CompactString>,
 ) -> AppSpec {
     let port = match &env.port {
         Some(port) if RESERVED_PORTS.contains(&port.value) => {
@@ -104,7 +103,7 @@ pub(super) fn app(
         .timeouts
         .as_ref()
         .map_or_else(Timeouts::default, |t| Timeouts { startup: duration(&t.startup), request: duration(&t.request) });
-    let mut inputs = BTreeMap::new();
+    let mut inputs = SortedMap::new();
     let mut exposed: Vec<Spanned<CompactString>> = Vec::new();
     for (input_name, input) in env.inputs.iter().flat_map(|i| i.value.iter()) {
         if !is_identifier(input_name) {

@@ -1,7 +1,6 @@
 //! Validation of the tasks of task environments: names, entrypoints, parameters, retries and cache.
 
 use compact_str::CompactString;
-use std::collections::BTreeMap;
 
 use super::decode::{BoolOr, Keyed, Spanned};
 use super::model::*;
@@ -32,7 +31,7 @@ pub(super) fn task(checker: &mut Checker, name: &Spanned<CompactString>, raw: &R
             "write the module path and the function, e.g. \"pipeline.train:train\"",
         );
     }
-    let mut typed = |map: &Option<Keyed<Spanned<TaskType>>>| -> BTreeMap<CompactString, TaskType> {
+    let mut typed = |map: &Option<Keyed<Spanned<TaskType>>>| -> SortedMap<CompactString, TaskType> {
         map.iter()
             .flat_map(Keyed::iter)
             .map(|(k, v)| {
