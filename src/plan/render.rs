@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Plan, StepDetail};
+use super::{Plan, Step, StepDetail};
 
 pub fn text(plan: &Plan, explain: bool) -> String {
     let mut out = String::new();
@@ -17,10 +17,17 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         count("deploy:", "deployment"),
         counted(plan.levels.len(), "level")
     );
-    for (level, ids) in plan.levels.iter().enumerate() {
+    // Each level's steps in plan order, found in one pass: a large plan has hundreds of levels.
+    let mut by_level: Vec<Vec<&Step>> = vec![Vec::new(); plan.levels.len()];
+    for step in &plan.steps {
+        if let Some(level) = by_level.get_mut(step.level) {
+            level.push(step);
+        }
+    }
+    for (level, (ids, steps)) in plan.levels.iter().zip(&by_level).enumerate() {
         let note = if ids.len() > 1 { format!(" ({} steps in parallel)", ids.len()) } else { String::new() };
         let _ = writeln!(out, "\nlevel {}{note}", level + 1);
-        for step in plan.steps.iter().filter(|s| s.level == level) {
+        for step in steps {
             let (verb, name, what) = match &step.detail {
                 StepDetail::Bundle { environment, files, bytes } => {
                     ("bundle", environment.to_string(), format!("{}, {}", counted(*files, "file"), size(*bytes)))
