@@ -25,21 +25,33 @@ pub fn threads_for(items: usize, per_thread: usize) -> usize {
 /// more). A part whose thread panicked is done again here, so a panic is reported as it would be
 /// without threads.
 pub fn map_parts<'a, T: Sync, R: Send>(items: &'a [T], threads: usize, work: impl Fn(&'a [T]) -> R + Sync) -> Vec<R> {
+    map_parts_at(items, threads, |_, part| work(part))
+}
+
+/// [`map_parts`] where each part also gets the position of its first item in `items`.
+pub fn map_parts_at<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    threads: usize,
+    work: impl Fn(usize, &'a [T]) -> R + Sync,
+) -> Vec<R> {
     if threads <= 1 || items.len() < 2 {
-        return vec![work(items)];
+        return vec![work(0, items)];
     }
     let chunk = items.len().div_ceil(threads);
     let work = &work;
     let (first, rest) = items.split_at(chunk);
+    let at = |index: usize| chunk * (index + 1);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = rest.chunks(chunk).map(|part| scope.spawn(move || work(part))).collect();
+        let workers: Vec<_> =
+            rest.chunks(chunk).enumerate().map(|(index, part)| scope.spawn(move || work(at(index), part))).collect();
         let mut results = Vec::with_capacity(workers.len() + 1);
-        results.push(work(first));
+        results.push(work(0, first));
         results.extend(
             workers
                 .into_iter()
                 .zip(rest.chunks(chunk))
-                .map(|(worker, part)| worker.join().unwrap_or_else(|_| work(part))),
+                .enumerate()
+                .map(|(index, (worker, part))| worker.join().unwrap_or_else(|_| work(at(index), part))),
         );
         results
     })
@@ -148,6 +160,18 @@ mod tests {
             assert_eq!(parts.concat(), items, "{threads} threads");
         }
         assert_eq!(map_parts(&[] as &[u32], 4, |part| part.len()), vec![0]);
+    }
+
+    #[test]
+    fn parts_know_where_they_start() {
+        let items: Vec<usize> = (0..1003).collect();
+        for threads in [1, 2, 3, 8] {
+            let parts = map_parts_at(&items, threads, |first, part| {
+                assert_eq!(part.first().copied(), Some(first), "{threads} threads");
+                part.len()
+            });
+            assert_eq!(parts.iter().sum::<usize>(), items.len(), "{threads} threads");
+        }
     }
 
     #[test]

@@ -140,22 +140,17 @@ struct Digested {
     detail: String,
     /// The version of a bundle of these files, and its inputs: the files' digest alone, so every
     /// environment with the same selection shares it, hashed once.
-    bundle: std::cell::OnceCell<(Digest, Vec<HashInput>)>,
+    bundle: (Digest, Vec<HashInput>),
 }
 
 impl Digested {
     fn new(set: &FileSet) -> Self {
         let (files, bytes) = (set.files.len(), set.total_size());
         let detail = format!("{files} files, {bytes} bytes");
-        Digested { files, bytes, digest: Digest::of(&set.digest()), detail, bundle: std::cell::OnceCell::new() }
-    }
-
-    fn bundle_version(&self) -> &(Digest, Vec<HashInput>) {
-        self.bundle.get_or_init(|| {
-            let mut hasher = VersionHasher::new();
-            self.add_to(&mut hasher, "files");
-            hasher.finish()
-        })
+        let digest = Digest::of(&set.digest());
+        let mut bundle = VersionHasher::new();
+        bundle.raw("files", digest, detail.clone());
+        Digested { files, bytes, digest, detail, bundle: bundle.finish() }
     }
 
     fn add_to(&self, hasher: &mut VersionHasher, label: &str) {
@@ -176,14 +171,11 @@ pub enum Explain {
 pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     let root = &manifest.project.root;
     let mut files = Files::default();
-    // At most a bundle and a full-build image per environment, its deployment, and the plain images.
-    let mut steps: Vec<Step> = Vec::with_capacity(3 * manifest.environments.len() + manifest.images.len());
 
-    // One walk over the environments makes what each needs before its deployment: its code selection
-    // (one per distinct include/exclude pair, over one scan of root_dir, digested once), its bundle,
-    // its image (the plain image once, however many fast-copy environments use it; one per full
-    // build), and the names later passes look up. Each pass over 10,000 environments waits on memory,
-    // so they are not walked once per kind of step.
+    // What each environment needs before its deployment: its step names and dependencies, its code
+    // selection, its image and its bundle. Each pass over 10,000 environments waits on memory, so the
+    // ones that only read an environment run in parts on every core, and the one shared walk (code
+    // selections and images, made once each) reads little.
     let envs: Vec<&Environment> = manifest.environments.values().collect();
     const PER_THREAD: usize = 1000;
     let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
@@ -203,33 +195,28 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
         bundle_ids.push(named.bundle);
         dependencies.push(named.after);
     }
-    let mut selections: HashMap<(&[CompactString], &[CompactString]), Digested> = HashMap::new();
+    // Each distinct code selection once (one scan of root_dir), and the images: the plain image once,
+    // however many fast-copy environments use it; one per full build.
+    let mut selections: HashMap<(&[CompactString], &[CompactString]), usize> = HashMap::new();
+    let mut selected: Vec<Digested> = Vec::new();
+    let mut code_at: Vec<usize> = Vec::with_capacity(envs.len());
     // An image's own inputs are the same for each full build on it: hashed once, copied for each.
     let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
     // By image and the environment baked in (a full build), or none.
     let mut image_steps: HashMap<(&str, Option<&str>), usize> = HashMap::new();
-    // Where each environment's steps are in `steps`, by the environment's position in `envs`.
-    let mut bundle_at: Vec<Option<usize>> = Vec::with_capacity(envs.len());
+    let mut images: Vec<Step> = Vec::new();
+    // Where each environment's image step is in `images`.
     let mut image_at: Vec<usize> = Vec::with_capacity(envs.len());
-    for (index, env) in envs.iter().enumerate() {
+    for env in &envs {
         let code = match selections.entry(globs(env)) {
-            hash_map::Entry::Occupied(known) => known.into_mut(),
+            hash_map::Entry::Occupied(known) => *known.get(),
             hash_map::Entry::Vacant(slot) => {
                 let (include, exclude) = globs(env);
-                slot.insert(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files))
+                selected.push(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files));
+                *slot.insert(selected.len() - 1)
             }
         };
-        bundle_at.push(match &bundle_ids[index] {
-            Some(id) => {
-                let (digest, inputs) = code.bundle_version().clone();
-                let environment = names[index].clone();
-                let detail = StepDetail::Bundle { environment, files: code.files, bytes: code.bytes };
-                let id = id.clone();
-                steps.push(Step { id, level: 0, version: digest.version(), digest, needs: Vec::new(), detail, inputs });
-                Some(steps.len() - 1)
-            }
-            None => None,
-        });
+        code_at.push(code);
         let baked = (env.code.copy_style == CopyStyle::Full).then_some(env.name.as_str());
         if let Some(&at) = image_steps.get(&(env.image.as_str(), baked)) {
             image_at.push(at);
@@ -242,7 +229,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
         };
         if baked.is_some() {
             hasher.spec("code", &(&env.code.dst, &env.code.python_path));
-            code.add_to(&mut hasher, "code files");
+            selected[code].add_to(&mut hasher, "code files");
         }
         let registry = image.registry.as_ref().or(manifest.project.registry.as_ref()).map(|r| r.to_string());
         let detail = StepDetail::Image {
@@ -256,10 +243,35 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             Some(env) => format!("image:{}+{env}", image.name),
             None => format!("image:{}", image.name),
         };
-        image_steps.insert((env.image.as_str(), baked), steps.len());
-        image_at.push(steps.len());
-        steps.push(step(Arc::from(id), hasher, Vec::new(), detail));
+        image_steps.insert((env.image.as_str(), baked), images.len());
+        image_at.push(images.len());
+        images.push(step(Arc::from(id), hasher, Vec::new(), detail));
     }
+    // The fast-copy environments' bundles, in environment order, made in parts; where each is.
+    let mut bundle_at: Vec<Option<usize>> = Vec::with_capacity(envs.len());
+    let mut bundles_made = 0;
+    for id in &bundle_ids {
+        bundle_at.push(id.as_ref().map(|_| bundles_made));
+        bundles_made += usize::from(id.is_some());
+    }
+    let bundles: Vec<Step> = crate::parts::map_parts_at(&bundle_ids, threads, |first, part| {
+        (first..)
+            .zip(part.iter())
+            .filter_map(|(index, id)| {
+                let code = &selected[code_at[index]];
+                let (digest, inputs) = code.bundle.clone();
+                let detail =
+                    StepDetail::Bundle { environment: names[index].clone(), files: code.files, bytes: code.bytes };
+                let id = id.clone()?;
+                Some(Step { id, level: 0, version: digest.version(), digest, needs: Vec::new(), detail, inputs })
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    // The image and bundle steps an environment's deployment needs, in that order.
+    let made = |index: usize| std::iter::once(&images[image_at[index]]).chain(bundle_at[index].map(|at| &bundles[at]));
 
     // Deployments. Their versions first, in dependency order, as each takes its dependencies' versions;
     // that is a hash of a few digests per environment. Then the steps themselves, which are independent
@@ -292,9 +304,9 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             let mut version = hash::Framer::new();
             version.input(&[&specs[index].label], &specs[index].digest);
             let mut level = 0;
-            for at in std::iter::once(image_at[index]).chain(bundle_at[index]) {
-                version.input(&[&steps[at].id], &steps[at].digest);
-                level = level.max(steps[at].level + 1);
+            for step in made(index) {
+                version.input(&[&step.id], &step.digest);
+                level = level.max(step.level + 1);
             }
             *slot = Some((version, level));
         }
@@ -311,15 +323,22 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
         deploy_levels[index] = level;
     }
     drop(started);
+    // The deployments are made in plan order (by level, then id), so the plan is laid out without
+    // moving 10,000 steps into place again; their specs are moved into that order first.
+    let mut in_order: Vec<(usize, u128, &str, usize)> = (0..envs.len())
+        .map(|index| (deploy_levels[index], id_prefix(&deploy_ids[index]), &*deploy_ids[index], index))
+        .collect();
+    in_order.sort_unstable_by(by_level_and_id);
+    let in_order: Vec<usize> = in_order.into_iter().map(|(_, _, _, index)| index).collect();
+    let mut specs: Vec<HashInput> = in_order.iter().map(|&index| std::mem::take(&mut specs[index])).collect();
     let deploys = crate::parts::map_parts_mut(&mut specs, threads, |first, part| {
-        (first..first + part.len())
+        in_order[first..first + part.len()]
+            .iter()
             .zip(part.iter_mut())
-            .map(|(index, spec)| {
+            .map(|(&index, spec)| {
                 let env = envs[index];
                 // What the deployment needs, with the digest its version took of each, in that order.
-                let made = std::iter::once(image_at[index])
-                    .chain(bundle_at[index])
-                    .map(|at| (&steps[at].id, steps[at].digest));
+                let made = made(index).map(|step| (&step.id, step.digest));
                 let after = dependencies[index].iter().map(|&at| (&deploy_ids[at], deploy_digests[at]));
                 let needs: Vec<(&Arc<str>, Digest)> = made.chain(after).collect();
                 let inputs = std::iter::once(std::mem::take(spec)).chain(needs.iter().map(|&(id, digest)| HashInput {
@@ -332,8 +351,8 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
                     environment: names[index].clone(),
                     environment_kind: env.kind,
                     pinned_version: env.version.as_ref().map(|v| v.to_string()),
-                    image_step: steps[image_at[index]].id.clone(),
-                    bundle_step: bundle_at[index].map(|at| steps[at].id.clone()),
+                    image_step: images[image_at[index]].id.clone(),
+                    bundle_step: bundle_at[index].map(|at| bundles[at].id.clone()),
                 };
                 let digest = deploy_digests[index];
                 Step {
@@ -348,8 +367,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             })
             .collect::<Vec<_>>()
     });
-    steps.extend(deploys.into_iter().flatten());
-    Ok(order_and_level(manifest, steps))
+    Ok(lay_out(manifest, bundles, images, deploys.into_iter().flatten().collect()))
 }
 
 /// An environment's own part of the plan: the names of its steps, and the environments it follows.
@@ -498,17 +516,32 @@ fn id_prefix(id: &str) -> u128 {
     u128::from_be_bytes(bytes)
 }
 
-fn order_and_level(manifest: &Manifest, steps: Vec<Step>) -> Plan {
-    // Steps are large: sort their keys side by side (not through the steps, scattered in memory), then
-    // move each step once. Each key holds the id's first bytes, so most comparisons never follow the
-    // id to its text (20,000 of those were most of ordering a large plan). Ids are unique, so the
-    // order is total.
-    let mut keys: Vec<(usize, u128, &str, usize)> =
-        steps.iter().enumerate().map(|(at, step)| (step.level, id_prefix(&step.id), &*step.id, at)).collect();
-    keys.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.cmp(b.2)));
-    let order: Vec<usize> = keys.into_iter().map(|(_, _, _, at)| at).collect();
-    let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
-    let steps: Vec<Step> = order.into_iter().filter_map(|i| slots[i].take()).collect();
+/// The order of steps in a plan: by level, then by id. Each key holds the id's first bytes
+/// ([`id_prefix`]), so most comparisons never follow the id to its text. Ids are unique, so the order
+/// is total.
+type OrderKey<'a> = (usize, u128, &'a str, usize);
+
+fn by_level_and_id(a: &OrderKey, b: &OrderKey) -> std::cmp::Ordering {
+    (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.cmp(b.2))
+}
+
+/// The plan from its steps: the bundles (in environment order, so by id) and the images, all on the
+/// first level, merged by id; then the deployments, already in plan order and never on the first level
+/// (each needs an image step).
+fn lay_out(manifest: &Manifest, bundles: Vec<Step>, mut images: Vec<Step>, deploys: Vec<Step>) -> Plan {
+    images.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let mut steps: Vec<Step> = Vec::with_capacity(bundles.len() + images.len() + deploys.len());
+    let (mut bundles, mut images) = (bundles.into_iter().peekable(), images.into_iter().peekable());
+    loop {
+        let bundle_first = match (bundles.peek(), images.peek()) {
+            (Some(bundle), Some(image)) => (id_prefix(&bundle.id), &*bundle.id) <= (id_prefix(&image.id), &*image.id),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        steps.extend(if bundle_first { bundles.next() } else { images.next() });
+    }
+    steps.extend(deploys);
     let depth = steps.last().map_or(0, |s| s.level + 1);
     let mut levels = vec![Vec::new(); depth];
     for step in &steps {
