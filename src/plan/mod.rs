@@ -325,7 +325,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     drop(started);
     // The deployments are made in plan order (by level, then id), so the plan is laid out without
     // moving 10,000 steps into place again; their specs are moved into that order first.
-    let mut in_order: Vec<(usize, u128, &str, usize)> = (0..envs.len())
+    let mut in_order: Vec<OrderKey> = (0..envs.len())
         .map(|index| (deploy_levels[index], id_prefix(&deploy_ids[index]), &*deploy_ids[index], index))
         .collect();
     in_order.sort_unstable_by(by_level_and_id);
@@ -505,8 +505,6 @@ fn describe_source(image: &Image) -> String {
     }
 }
 
-/// Orders steps so each follows what it needs, by level (set as each step was made: the longest path
-/// from a root) and id.
 /// The first 16 bytes of `id`, zero-padded, as a number: ordered as the ids are wherever two differ
 /// there (a shorter id is padded with zeros, below any byte another id has there).
 fn id_prefix(id: &str) -> u128 {
@@ -516,7 +514,8 @@ fn id_prefix(id: &str) -> u128 {
     u128::from_be_bytes(bytes)
 }
 
-/// The order of steps in a plan: by level, then by id. Each key holds the id's first bytes
+/// The order of steps in a plan: by level (the longest path from a step that needs nothing), then by
+/// id; each key ends with the position of its step. Each key holds the id's first bytes
 /// ([`id_prefix`]), so most comparisons never follow the id to its text. Ids are unique, so the order
 /// is total.
 type OrderKey<'a> = (usize, u128, &'a str, usize);
