@@ -104,9 +104,20 @@ impl<'d> Cx<'d> {
 
     /// [`Cx::within`] a list item, by its index.
     pub fn within_index<T>(&mut self, index: usize, f: impl FnOnce(&mut Self) -> T) -> T {
-        use std::fmt::Write as _;
         let length = self.enter();
-        let _ = write!(self.path, "{index}");
+        // Written by hand: the formatter's machinery, for every item of every list, was a tenth of decoding.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = index;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.path.extend(digits[at..].iter().map(|&digit| char::from(digit)));
         self.leave(length, f)
     }
 
@@ -348,29 +359,34 @@ type KeyedEntries<T> = Vec<(Spanned<CompactString>, T)>;
 /// one pass (a test holds them equal).
 fn decode_in_parts<T: Decode + Send>(entries: &[Entry], cx: &mut Cx, threads: usize) -> Option<KeyedEntries<T>> {
     if threads <= 1 {
-        return decode_keyed(entries, cx);
+        return decode_keyed(entries, cx, entries.len());
     }
     let at: &Cx = cx;
-    let parts = crate::parts::map_parts(entries, threads, |part| {
+    // The first part is decoded into room for all of them and the others are appended to it: only
+    // they are moved (an environment's raw type is over a kilobyte).
+    let parts = crate::parts::map_parts_at(entries, threads, |first, part| {
         let mut diags = Vec::new();
-        let decoded = decode_keyed::<T>(part, &mut at.fork(&mut diags));
+        let room = if first == 0 { entries.len() } else { part.len() };
+        let decoded = decode_keyed::<T>(part, &mut at.fork(&mut diags), room);
         (diags, decoded)
     });
-    let mut decoded = Vec::with_capacity(entries.len());
+    let mut decoded: Option<KeyedEntries<T>> = None;
     let mut ok = true;
     for (diags, part) in parts {
         cx.diags.extend(diags);
-        match part {
-            Some(part) => decoded.extend(part),
-            None => ok = false,
+        match (part, &mut decoded) {
+            (Some(part), Some(decoded)) => decoded.extend(part),
+            (Some(part), None) => decoded = Some(part),
+            (None, _) => ok = false,
         }
     }
-    ok.then_some(decoded)
+    decoded.filter(|_| ok)
 }
 
-/// The entries of a table with user-chosen keys, in order; `None` when any failed to decode.
-fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx) -> Option<KeyedEntries<T>> {
-    let mut decoded = Vec::with_capacity(entries.len());
+/// The entries of a table with user-chosen keys, in order, in a vector with room for `room`; `None`
+/// when any failed to decode.
+fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx, room: usize) -> Option<KeyedEntries<T>> {
+    let mut decoded = Vec::with_capacity(room.max(entries.len()));
     let mut ok = true;
     for entry in entries {
         let key = Spanned { value: entry.key.clone(), span: entry.key_span, overlay: entry.value.overlay };
@@ -586,6 +602,17 @@ mod tests {
     use super::super::raw::RawEnvironment;
     use super::super::{Source, parse};
     use super::*;
+
+    #[test]
+    fn list_items_are_named_by_their_index_in_paths() {
+        let mut diags = Vec::new();
+        let mut cx = Cx::new(&mut diags);
+        for index in [0, 7, 10, 99, 12_345, usize::MAX] {
+            let path = cx.within("command", |cx| cx.within_index(index, |cx| cx.path()));
+            assert_eq!(path, format!("command.{index}"));
+        }
+        assert_eq!(cx.path(), "the manifest");
+    }
 
     #[test]
     fn decoding_in_parts_gives_what_one_pass_gives() {
