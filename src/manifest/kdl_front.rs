@@ -19,7 +19,7 @@ use super::decode::{Shape, StructInfo};
 use super::diagnostic::Diagnostic;
 use super::nesting::{self, Syntax};
 use super::raw::RawManifest;
-use super::tree::{Entry, Node, Span, Table, Value};
+use super::tree::{Entry, Node, Span, Table, Value, fitted};
 
 /// Parses `text`; `None` when it has syntax errors, all of which are pushed to `diags`.
 pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
@@ -143,6 +143,17 @@ impl Mapper<'_> {
                     }
                 }
                 Ahead::Node(node) => self.field_node(node, info, &mut table),
+            }
+        }
+        for entry in table.entries.iter_mut().filter(|e| given.contains_key(e.key.as_str())) {
+            match &mut entry.value.value {
+                Value::Table(map) => {
+                    if let Some(map) = std::sync::Arc::get_mut(map) {
+                        map.entries = fitted(std::mem::take(&mut map.entries));
+                    }
+                }
+                Value::List(items) => *items = fitted(std::mem::take(items)),
+                _ => {}
             }
         }
         table
@@ -289,7 +300,7 @@ impl Mapper<'_> {
                     return None;
                 }
                 let items = args(entries).map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
-                Some(Node::new(Value::List(items), span))
+                Some(Node::new(Value::List(fitted(items)), span))
             }
             Shape::BoolOr(_) if arg_count == 1 && !has_props && children.is_empty() => {
                 args(entries).next().and_then(|only| self.scalar(only))
@@ -333,7 +344,7 @@ impl Mapper<'_> {
                     }
                 };
                 self.properties(&mut table, entries);
-                Some(Node::new(table.into(), span))
+                Some(Node::new(table.fitted().into(), span))
             }
         }
     }
@@ -394,7 +405,7 @@ impl Mapper<'_> {
                     .unwrap_or_else(|| Node::new(Table::default().into(), span));
             }
             let items = entries.into_iter().filter_map(|a| self.scalar(a)).collect();
-            return Node::new(Value::List(items), span);
+            return Node::new(Value::List(fitted(items)), span);
         }
         if arg_count == 0 && !has_props && children.iter().all(|c| c.name().value() == "-") {
             let items = children
@@ -404,7 +415,7 @@ impl Mapper<'_> {
                     self.generic(name.value(), entries, children, span)
                 })
                 .collect();
-            return Node::new(Value::List(items), span);
+            return Node::new(Value::List(fitted(items)), span);
         }
         if let Some(first) = first_arg_span {
             let message = format!("`{name}` mixes arguments with properties or child nodes");
@@ -423,7 +434,7 @@ impl Mapper<'_> {
             let key_span = key.span();
             self.insert(&mut table, key.into_value(), key_span, value);
         }
-        Node::new(table.into(), span)
+        Node::new(table.fitted().into(), span)
     }
 }
 

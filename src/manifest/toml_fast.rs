@@ -146,6 +146,11 @@ struct Reader<'a> {
     tables: Vec<ArenaTable>,
     /// Arrays of tables: the list's span (its first header) and each element's arena position.
     lists: Vec<(Span, Vec<usize>)>,
+    /// The items of the arrays and the entries of the inline tables being read, innermost last: each is
+    /// moved into a vector of its own length once it is complete. Pushed one by one, its vector would
+    /// grow by doubling, and the tree of a large manifest was two fifths unused capacity.
+    items: Vec<Node>,
+    entries: Vec<Entry>,
 }
 
 impl<'a> Reader<'a> {
@@ -158,6 +163,8 @@ impl<'a> Reader<'a> {
             at: start,
             tables: vec![ArenaTable::new(Span::default(), true)],
             lists: Vec::new(),
+            items: Vec::new(),
+            entries: Vec::new(),
         }
     }
 
@@ -215,7 +222,10 @@ impl<'a> Reader<'a> {
     /// Assembles the tree of arena table `index`: its entries as they are, with the header tables
     /// among them filled in.
     fn build(&mut self, index: usize) -> Table {
-        let mut entries = std::mem::take(&mut self.tables[index].entries);
+        // Into a vector of the table's length: the arena's grew as the document was read.
+        let grown = std::mem::take(&mut self.tables[index].entries);
+        let mut entries = Vec::with_capacity(grown.len());
+        entries.extend(grown);
         let slots = std::mem::take(&mut self.tables[index].slots);
         for (entry, slot) in entries.iter_mut().zip(slots) {
             match slot {
@@ -226,13 +236,11 @@ impl<'a> Reader<'a> {
                 }
                 Slot::TableList(list) => {
                     let (span, children) = std::mem::take(&mut self.lists[list]);
-                    let items = children
-                        .into_iter()
-                        .map(|child| {
-                            let span = self.tables[child].span;
-                            Node::new(self.build(child).into(), span)
-                        })
-                        .collect();
+                    let mut items = Vec::with_capacity(children.len());
+                    for child in children {
+                        let span = self.tables[child].span;
+                        items.push(Node::new(self.build(child).into(), span));
+                    }
                     entry.value = Node::new(Value::List(items), span);
                 }
             }
@@ -516,21 +524,29 @@ impl<'a> Reader<'a> {
 
     /// `[v, v, …]`, over lines, with comments and an optional trailing comma.
     fn array(&mut self, depth: usize) -> Option<Vec<Node>> {
+        let start = self.items.len();
+        let read = self.array_items(depth);
+        let items = self.items.drain(start..).collect();
+        read.map(|()| items)
+    }
+
+    /// The items of an array, onto `self.items`.
+    fn array_items(&mut self, depth: usize) -> Option<()> {
         self.at += 1;
-        let mut items = Vec::new();
         loop {
             self.blank()?;
             if self.peek()? == b']' {
                 self.at += 1;
-                return Some(items);
+                return Some(());
             }
-            items.push(self.value(depth + 1)?);
+            let item = self.value(depth + 1)?;
+            self.items.push(item);
             self.blank()?;
             match self.peek()? {
                 b',' => self.at += 1,
                 b']' => {
                     self.at += 1;
-                    return Some(items);
+                    return Some(());
                 }
                 _ => return None,
             }
@@ -539,12 +555,19 @@ impl<'a> Reader<'a> {
 
     /// `{k = v, …}` on one line, no trailing comma, one key per pair.
     fn inline_table(&mut self, depth: usize) -> Option<Table> {
+        let start = self.entries.len();
+        let read = self.inline_entries(depth, start);
+        let entries = self.entries.drain(start..).collect();
+        read.map(|()| Table { entries })
+    }
+
+    /// The entries of an inline table, onto `self.entries` after `start`.
+    fn inline_entries(&mut self, depth: usize, start: usize) -> Option<()> {
         self.at += 1;
-        let mut entries: Vec<Entry> = Vec::new();
         self.spaces();
         if self.peek()? == b'}' {
             self.at += 1;
-            return Some(Table { entries });
+            return Some(());
         }
         loop {
             self.spaces();
@@ -553,16 +576,17 @@ impl<'a> Reader<'a> {
             self.expect(b'=')?;
             self.spaces();
             let value = self.value(depth + 1)?;
+            let entries = &self.entries[start..];
             if entries.len() >= MAX_INLINE_KEYS || entries.iter().any(|e| e.key == key) {
                 return None;
             }
-            entries.push(Entry { key: key.into(), key_span, value });
+            self.entries.push(Entry { key: key.into(), key_span, value });
             self.spaces();
             match self.peek()? {
                 b',' => self.at += 1,
                 b'}' => {
                     self.at += 1;
-                    return Some(Table { entries });
+                    return Some(());
                 }
                 _ => return None,
             }
