@@ -17,7 +17,7 @@ use foldhash::{HashMap, HashMapExt};
 
 use compact_str::CompactString;
 
-use super::tree::{Entry, Node, Span, Table, Value};
+use super::tree::{Entry, Node, Span, Table, Value, fitted};
 
 /// The most keys in a header and the deepest a value (arrays, inline tables) may nest here. Manifests
 /// nest 8 levels at most; twice this stays under the front end's own limit, so everything nested too
@@ -151,6 +151,10 @@ struct Reader<'a> {
     /// grow by doubling, and the tree of a large manifest was two fifths unused capacity.
     items: Vec<Node>,
     entries: Vec<Entry>,
+    /// The arena positions of the tables the last header went through and made, in order, and those of
+    /// the header before it.
+    chain: Vec<usize>,
+    left: Vec<usize>,
 }
 
 impl<'a> Reader<'a> {
@@ -165,6 +169,8 @@ impl<'a> Reader<'a> {
             lists: Vec::new(),
             items: Vec::new(),
             entries: Vec::new(),
+            chain: Vec::new(),
+            left: Vec::new(),
         }
     }
 
@@ -222,10 +228,8 @@ impl<'a> Reader<'a> {
     /// Assembles the tree of arena table `index`: its entries as they are, with the header tables
     /// among them filled in.
     fn build(&mut self, index: usize) -> Table {
-        // Into a vector of the table's length: the arena's grew as the document was read.
-        let grown = std::mem::take(&mut self.tables[index].entries);
-        let mut entries = Vec::with_capacity(grown.len());
-        entries.extend(grown);
+        // In a vector of the table's length: the arena's grew as the document was read.
+        let mut entries = fitted(std::mem::take(&mut self.tables[index].entries));
         let slots = std::mem::take(&mut self.tables[index].slots);
         for (entry, slot) in entries.iter_mut().zip(slots) {
             match slot {
@@ -259,7 +263,19 @@ impl<'a> Reader<'a> {
                 Some(b'\r') => self.newline()?,
                 Some(b'#') => self.comment()?,
                 Some(b'[') => {
+                    std::mem::swap(&mut self.chain, &mut self.left);
                     current = self.header()?;
+                    // The tables of the last header that this one leaves are, in a manifest written in
+                    // the usual order, complete: fitted now, on this part's thread and while they are at
+                    // hand, rather than when the tree is assembled (on one thread, at the end). One that
+                    // a later header adds to grows again and is fitted then.
+                    for at in 0..self.left.len() {
+                        let closed = self.left[at];
+                        if !self.chain.contains(&closed) {
+                            let filled = &mut self.tables[closed].entries;
+                            *filled = fitted(std::mem::take(filled));
+                        }
+                    }
                     self.line_end()?;
                 }
                 Some(_) => {
@@ -307,6 +323,7 @@ impl<'a> Reader<'a> {
         let span = Span::new(start, self.at);
         let (last, path) = keys.split_last()?;
         let mut table = 0;
+        self.chain.clear();
         for &(key, key_span) in path {
             table = match self.tables[table].find(key) {
                 Some(at) => match self.tables[table].slots[at] {
@@ -320,6 +337,7 @@ impl<'a> Reader<'a> {
                     child
                 }
             };
+            self.chain.push(table);
         }
         let (key, key_span) = *last;
         let child = self.tables.len();
@@ -346,6 +364,7 @@ impl<'a> Reader<'a> {
             // later is valid TOML that the `toml` crate reorders: both are left to it.
             (Some(_), false) => return None,
         }
+        self.chain.push(child);
         Some(child)
     }
 
