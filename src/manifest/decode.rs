@@ -140,7 +140,7 @@ impl<'d> Cx<'d> {
 
     pub fn type_error(&mut self, node: &Node, expected: &str) {
         let message = format!("`{}` must be {expected}, found {}", self.path(), node.value.type_name());
-        self.push(Diagnostic::error("wrong-type", message).at(node.span, format!("expected {expected}")));
+        self.push(Diagnostic::error("wrong-type", message).at(node.span(), format!("expected {expected}")));
     }
 
     pub fn table<'n>(&mut self, node: &'n Node) -> Option<&'n Table> {
@@ -181,7 +181,7 @@ impl<'d> Cx<'d> {
             None => {
                 let message = format!("`{}` needs the field `{name}`", self.path());
                 self.push(
-                    Diagnostic::error("missing-field", message).at(parent.span, format!("`{name}` is missing here")),
+                    Diagnostic::error("missing-field", message).at(parent.span(), format!("`{name}` is missing here")),
                 );
                 None
             }
@@ -314,7 +314,7 @@ impl<T> std::ops::Deref for Spanned<T> {
 
 impl<T: Decode> Decode for Spanned<T> {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
-        T::decode(node, cx).map(|value| Spanned { value, span: node.span, overlay: node.overlay })
+        T::decode(node, cx).map(|value| Spanned { value, span: node.span(), overlay: node.overlay() })
     }
     fn shape() -> Shape {
         T::shape()
@@ -389,7 +389,7 @@ fn decode_keyed<T: Decode>(entries: &[Entry], cx: &mut Cx, room: usize) -> Optio
     let mut decoded = Vec::with_capacity(room.max(entries.len()));
     let mut ok = true;
     for entry in entries {
-        let key = Spanned { value: entry.key.clone(), span: entry.key_span, overlay: entry.value.overlay };
+        let key = Spanned { value: entry.key.clone(), span: entry.key_span, overlay: entry.value.overlay() };
         match cx.within(&entry.key, |cx| T::decode(&entry.value, cx)) {
             Some(value) => decoded.push((key, value)),
             None => ok = false,
@@ -445,7 +445,7 @@ fn to_json(node: &Node, cx: &mut Cx) -> Option<serde_json::Value> {
             }
         },
         Value::Bool(flag) => J::Bool(*flag),
-        Value::Datetime(text) => J::String(text.clone()),
+        Value::Datetime(text) => J::String(text.to_string()),
         Value::List(items) => J::Array(items.iter().map(|i| to_json(i, cx)).collect::<Option<_>>()?),
         Value::Table(table) => J::Object(
             table
@@ -582,7 +582,7 @@ macro_rules! keyword {
                         let message = format!("`{}` cannot be \"{other}\"", cx.path());
                         cx.push(
                             $crate::manifest::diagnostic::Diagnostic::error("unknown-keyword", message)
-                                .at(node.span, "not a known value")
+                                .at(node.span(), "not a known value")
                                 .help($crate::manifest::diagnostic::suggestion(other, Self::KEYWORDS)),
                         );
                         None

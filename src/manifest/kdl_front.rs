@@ -152,7 +152,7 @@ impl Mapper<'_> {
                         map.entries = fitted(std::mem::take(&mut map.entries));
                     }
                 }
-                Value::List(items) => *items = fitted(std::mem::take(items)),
+                Value::List(items) => *items = fitted(std::mem::take(items).into_vec()).into_boxed_slice(),
                 _ => {}
             }
         }
@@ -224,7 +224,7 @@ impl Mapper<'_> {
         let index = match table.entries.iter().position(|e| e.key == field) {
             Some(index) => index,
             None => {
-                let empty = if key.is_some() { Table::default().into() } else { Value::List(Vec::new()) };
+                let empty = if key.is_some() { Table::default().into() } else { Value::List(Box::default()) };
                 table.entries.push(Entry {
                     key: field.into(),
                     key_span: name_span,
@@ -241,7 +241,11 @@ impl Mapper<'_> {
                     std::sync::Arc::make_mut(map).entries.push(Entry { key, key_span, value });
                 }
             },
-            (Value::List(items), None) => items.push(value),
+            (Value::List(items), None) => {
+                let mut grown = std::mem::take(items).into_vec();
+                grown.push(value);
+                *items = grown.into_boxed_slice();
+            }
             _ => {}
         }
     }
@@ -300,7 +304,7 @@ impl Mapper<'_> {
                     return None;
                 }
                 let items = args(entries).map(|a| self.scalar(a)).collect::<Option<Vec<_>>>()?;
-                Some(Node::new(Value::List(fitted(items)), span))
+                Some(Node::new(Value::List(fitted(items).into_boxed_slice()), span))
             }
             Shape::BoolOr(_) if arg_count == 1 && !has_props && children.is_empty() => {
                 args(entries).next().and_then(|only| self.scalar(only))
@@ -405,7 +409,7 @@ impl Mapper<'_> {
                     .unwrap_or_else(|| Node::new(Table::default().into(), span));
             }
             let items = entries.into_iter().filter_map(|a| self.scalar(a)).collect();
-            return Node::new(Value::List(fitted(items)), span);
+            return Node::new(Value::List(fitted(items).into_boxed_slice()), span);
         }
         if arg_count == 0 && !has_props && children.iter().all(|c| c.name().value() == "-") {
             let items = children
@@ -415,7 +419,7 @@ impl Mapper<'_> {
                     self.generic(name.value(), entries, children, span)
                 })
                 .collect();
-            return Node::new(Value::List(fitted(items)), span);
+            return Node::new(Value::List(fitted(items).into_boxed_slice()), span);
         }
         if let Some(first) = first_arg_span {
             let message = format!("`{name}` mixes arguments with properties or child nodes");

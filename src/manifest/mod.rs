@@ -256,7 +256,7 @@ impl Parsed {
         let at = table.entries.iter().position(|e| e.key == "domains");
         let entries =
             table.entries.iter().enumerate().filter(|(i, _)| Some(*i) != at).map(|(_, e)| e.clone()).collect();
-        let base = Node { value: Table { entries }.into(), span: self.tree.span, overlay: self.tree.overlay };
+        let base = self.tree.with_value(Table { entries }.into());
         (base, at.map(|i| &table.entries[i]))
     }
 
@@ -272,7 +272,7 @@ impl Parsed {
         let (mut base, overlays) = self.split_overlays();
         let Value::Table(root) = &mut base.value else {
             diagnostics.push(
-                Diagnostic::error("wrong-type", "the manifest must be a table").at(self.tree.span, "not a table"),
+                Diagnostic::error("wrong-type", "the manifest must be a table").at(self.tree.span(), "not a table"),
             );
             return Resolved { manifest: None, merged: base, diagnostics };
         };
@@ -284,7 +284,7 @@ impl Parsed {
                 .get("project")
                 .and_then(|p| p.value.as_table())
                 .and_then(|p| p.get("domains"))
-                .map(|d| d.value.span);
+                .map(|d| d.value.span());
             let mut diagnostic = Diagnostic::error("unknown-domain", format!("the project has no domain \"{domain}\""))
                 .help(format!("{} (declared: {})", suggestion(domain, &declared_refs), declared.join(", ")));
             if let Some(span) = span {

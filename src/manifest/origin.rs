@@ -74,8 +74,8 @@ impl Walk {
                 let origin = match (node, path.as_slice()) {
                     (_, ["environments", _, "env", "FLYTE_PROJECT" | "FLYTE_DOMAIN"]) => Origin::Flyte,
                     (Some(node), _) => Origin::Manifest {
-                        line: self.lines.partition_point(|&at| at < node.span.start()) + 1,
-                        overlay: node.overlay,
+                        line: self.lines.partition_point(|&at| at < node.span().start()) + 1,
+                        overlay: node.overlay(),
                     },
                     (None, _) => Origin::Default,
                 };

@@ -78,23 +78,23 @@ mod tests {
     fn tables_merge_deeply_lists_and_values_replace() {
         let mut base = table(vec![
             ("env", node(table(vec![("A", node(Value::Str("1".into())))]).into())),
-            ("pip", node(Value::List(vec![node(Value::Str("a".into())), node(Value::Str("b".into()))]))),
+            ("pip", node(Value::List(Box::new([node(Value::Str("a".into())), node(Value::Str("b".into()))])))),
             ("port", node(Value::Int(1))),
         ]);
         let overlay = table(vec![
             ("env", node(table(vec![("B", node(Value::Str("2".into())))]).into())),
-            ("pip", node(Value::List(vec![node(Value::Str("c".into()))]))),
+            ("pip", node(Value::List(Box::new([node(Value::Str("c".into()))])))),
             ("port", node(Value::Int(2))),
         ]);
         merge(&mut base, &overlay);
         let env = base.get("env").unwrap().value.as_table().unwrap();
         assert_eq!(env.keys().collect::<Vec<_>>(), ["A", "B"]);
-        assert!(!env.get("A").unwrap().value.overlay);
-        assert!(env.get("B").unwrap().value.overlay);
+        assert!(!env.get("A").unwrap().value.overlay());
+        assert!(env.get("B").unwrap().value.overlay());
         let Value::List(pip) = &base.get("pip").unwrap().value.value else { panic!("pip is a list") };
         assert_eq!(pip.len(), 1);
         assert_eq!(base.get("port").unwrap().value.value, Value::Int(2));
-        assert!(base.get("port").unwrap().value.overlay);
+        assert!(base.get("port").unwrap().value.overlay());
     }
 
     #[test]
@@ -119,9 +119,9 @@ mod tests {
             let env = entry.value.as_table().unwrap();
             let port = &env.get("port").unwrap().value;
             assert_eq!(port.value, Value::Int(i64::from(i % 3 == 0)), "{}", entry.key);
-            assert_eq!(port.overlay, i % 3 == 0);
-            assert!(!env.get("kind").unwrap().value.overlay);
+            assert_eq!(port.overlay(), i % 3 == 0);
+            assert!(!env.get("kind").unwrap().value.overlay());
         }
-        assert!(base.entries[100].value.overlay);
+        assert!(base.entries[100].value.overlay());
     }
 }

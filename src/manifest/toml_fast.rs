@@ -245,7 +245,7 @@ impl<'a> Reader<'a> {
                         let span = self.tables[child].span;
                         items.push(Node::new(self.build(child).into(), span));
                     }
-                    entry.value = Node::new(Value::List(items), span);
+                    entry.value = Node::new(Value::List(items.into_boxed_slice()), span);
                 }
             }
         }
@@ -542,7 +542,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `[v, v, …]`, over lines, with comments and an optional trailing comma.
-    fn array(&mut self, depth: usize) -> Option<Vec<Node>> {
+    fn array(&mut self, depth: usize) -> Option<Box<[Node]>> {
         let start = self.items.len();
         let read = self.array_items(depth);
         let items = self.items.drain(start..).collect();

@@ -119,7 +119,7 @@ fn convert(value: &DeValue<'_>, span: Span, depth: usize, diags: &mut Vec<Diagno
             }
         },
         DeValue::Boolean(flag) => Value::Bool(*flag),
-        DeValue::Datetime(datetime) => Value::Datetime(datetime.to_string()),
+        DeValue::Datetime(datetime) => Value::Datetime(datetime.to_string().into()),
         DeValue::Array(items) => Value::List(
             items
                 .iter()
