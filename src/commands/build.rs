@@ -13,8 +13,8 @@ use crate::plan;
 use crate::plan::render::{counted, size};
 
 pub fn run(path: &Path, args: &BuildArgs, out: &Output) -> Result<Exit, Error> {
-    let (parsed, manifest, warnings) = manifest::load(path, args.domain.domain.as_deref()).map_err(Error::Manifest)?;
-    out.warnings(Some(&parsed.source), &warnings);
+    let (source, manifest, warnings) = manifest::load(path, args.domain.domain.as_deref()).map_err(Error::Manifest)?;
+    out.warnings(Some(&source), &warnings);
     let plan = plan::build(&manifest, plan::Explain::No)?;
     let jobs =
         job::jobs(&manifest, &plan, &args.environments, args.registry.as_deref()).map_err(build::BuildError::Job)?;

@@ -9,8 +9,8 @@ use crate::output::Output;
 use crate::plan::render::{counted, size};
 
 pub fn run(path: &Path, args: &BundleArgs, out: &Output) -> Result<Exit, Error> {
-    let (parsed, manifest, warnings) = manifest::load(path, args.domain.domain.as_deref()).map_err(Error::Manifest)?;
-    out.warnings(Some(&parsed.source), &warnings);
+    let (source, manifest, warnings) = manifest::load(path, args.domain.domain.as_deref()).map_err(Error::Manifest)?;
+    out.warnings(Some(&source), &warnings);
     let result = bundle::bundle_environments(&manifest, args.environment.as_deref())?;
     let reports = &result.bundles;
     if let Some(target) = &args.out {
