@@ -145,15 +145,12 @@ impl Mapper<'_> {
                 Ahead::Node(node) => self.field_node(node, info, &mut table),
             }
         }
+        // The maps of `kdl_each` entries grew one entry at a time (their lists are boxed slices, exact).
         for entry in table.entries.iter_mut().filter(|e| given.contains_key(e.key.as_str())) {
-            match &mut entry.value.value {
-                Value::Table(map) => {
-                    if let Some(map) = std::sync::Arc::get_mut(map) {
-                        map.entries = fitted(std::mem::take(&mut map.entries));
-                    }
-                }
-                Value::List(items) => *items = fitted(std::mem::take(items).into_vec()).into_boxed_slice(),
-                _ => {}
+            if let Value::Table(map) = &mut entry.value.value
+                && let Some(map) = std::sync::Arc::get_mut(map)
+            {
+                map.entries = fitted(std::mem::take(&mut map.entries));
             }
         }
         table
