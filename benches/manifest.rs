@@ -19,7 +19,10 @@
 //!
 //! Each is reported as the median and the minimum over several iterations, with the time per
 //! environment and the ratio to the next smaller size (10.0 is linear growth for a tenfold size).
-//! The target is a total under 100 ms at 10,000 environments.
+//! The target is a total under 100 ms at 10,000 environments. Beside the total, the process's CPU time
+//! over it (all threads, from getrusage) and the system's share of that: on a noisy virtual machine the
+//! CPU time moves far less than the wall time, and the system time is mostly the kernel zeroing pages
+//! touched for the first time, which follows how much fresh memory a stage takes.
 //!
 //! Environment variables: `FLYTE_BENCH_SIZES` (comma-separated, default "100,1000,10000"),
 //! `FLYTE_BENCH_ITERS` (the most iterations per case, default by size), `FLYTE_BENCH_BUDGET_S` (seconds
@@ -100,6 +103,8 @@ struct CaseResult {
     iterations: usize,
     /// Per stage (parse, resolve, plan, total, explain): every iteration's time.
     samples: [Vec<Duration>; 5],
+    /// Every iteration's CPU time over the total (user and system, all threads) and system time.
+    cpu: Vec<(Duration, Duration)>,
     steps: usize,
 }
 
@@ -114,6 +119,25 @@ impl CaseResult {
     fn min(&self, stage: usize) -> Duration {
         self.samples[stage].iter().copied().min().unwrap_or_default()
     }
+
+    /// The median CPU time over the total and the median system time.
+    fn cpu_medians(&self) -> (Duration, Duration) {
+        let median = |mut times: Vec<Duration>| {
+            times.sort();
+            times.get(times.len() / 2).copied().unwrap_or_default()
+        };
+        (median(self.cpu.iter().map(|c| c.0).collect()), median(self.cpu.iter().map(|c| c.1).collect()))
+    }
+}
+
+/// The process's CPU time so far, all threads: (user + system, system).
+fn cpu_time() -> (Duration, Duration) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
+    assert!(ok, "getrusage: {}", std::io::Error::last_os_error());
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (time(usage.ru_utime) + time(usage.ru_stime), time(usage.ru_stime))
 }
 
 fn run_case(
@@ -126,11 +150,13 @@ fn run_case(
     budget: Duration,
 ) -> CaseResult {
     let mut samples: [Vec<Duration>; 5] = Default::default();
+    let mut cpu = Vec::new();
     let mut steps = 0;
     let started = Instant::now();
     // One untimed run first: warms the file cache and checks that the manifest is valid.
     let mut warm_up = true;
     loop {
+        let cpu0 = cpu_time();
         let t0 = Instant::now();
         let source = manifest::read(path).unwrap_or_else(|r| panic!("read {}: {:?}", path.display(), r.diagnostics));
         let parsed = manifest::parse(source).unwrap_or_else(|report| fail("parse", format, size, &report.diagnostics));
@@ -141,6 +167,7 @@ fn run_case(
         let plan = flyte::plan::build(manifest, flyte::plan::Explain::No)
             .unwrap_or_else(|e| panic!("plan for {size} environments: {e}"));
         let t3 = Instant::now();
+        let cpu3 = cpu_time();
         let explained = flyte::plan::build(manifest, flyte::plan::Explain::Yes)
             .unwrap_or_else(|e| panic!("explained plan for {size} environments: {e}"));
         let t4 = Instant::now();
@@ -159,6 +186,7 @@ fn run_case(
             for (stage, time) in [t1 - t0, t2 - t1, t3 - t2, t3 - t0, t4 - t3].into_iter().enumerate() {
                 samples[stage].push(time);
             }
+            cpu.push((cpu3.0.saturating_sub(cpu0.0), cpu3.1.saturating_sub(cpu0.1)));
         }
         // Dropped outside the timed region.
         drop((explained, plan, resolved, parsed));
@@ -167,7 +195,7 @@ fn run_case(
             break;
         }
     }
-    CaseResult { format, environments: size, bytes, iterations: samples[0].len(), samples, steps }
+    CaseResult { format, environments: size, bytes, iterations: samples[0].len(), samples, cpu, steps }
 }
 
 fn fail(stage: &str, format: Format, size: usize, diagnostics: &[flyte::manifest::diagnostic::Diagnostic]) -> ! {
@@ -216,6 +244,8 @@ fn print_table(results: &[CaseResult]) {
                 us(per_env)
             );
         }
+        let (cpu, system) = result.cpu_medians();
+        println!("{:<6} {:>7} {:>10} {:>6} cpu      {:>11} (system {})", "", "", "", "", ms(cpu), ms(system));
         println!("{:<6} {:>7} {:>10} {:>6} plan has {} steps", "", "", "", "", result.steps);
     }
     println!();
