@@ -43,7 +43,7 @@ pub fn parse(text: &str) -> Option<Node> {
     {
         return Some(tree);
     }
-    let mut reader = Reader::new(text, 0, text.len());
+    let mut reader = Reader::new(text, 0, text.len(), text);
     reader.document()?;
     Some(reader.finish())
 }
@@ -68,7 +68,9 @@ fn parse_cut(text: &str, cuts: Vec<usize>, threads: usize) -> Option<Node> {
         return None;
     }
     let read = crate::parts::map_ranges(text.len(), &cuts, threads, |start, end| {
-        let mut reader = Reader::new(text, start, end);
+        // The first part takes in the later ones' tables: it has room for the whole text's.
+        let room = if start == 0 { text } else { &text[start..end] };
+        let mut reader = Reader::new(text, start, end, room);
         reader.document()?;
         Some(reader)
     });
@@ -158,14 +160,20 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// A reader of `text[start..end]`, at the top level; spans count from the start of `text`.
-    fn new(text: &'a str, start: usize, end: usize) -> Self {
+    /// A reader of `text[start..end]`, at the top level; spans count from the start of `text`. Its arena
+    /// starts with room for as many tables as `room` has `[`: a header has one (its path may make a few
+    /// tables, and arrays have them too, so this is an estimate). Grown from nothing by doubling, the
+    /// arena of a large manifest was copied time and again into fresh memory, whose every page the
+    /// kernel zeroes; room that is never written is never touched.
+    fn new(text: &'a str, start: usize, end: usize, room: &str) -> Self {
         let text = &text[..end];
+        let mut tables = Vec::with_capacity(room.bytes().filter(|&b| b == b'[').count() + 1);
+        tables.push(ArenaTable::new(Span::default(), true));
         Reader {
             text,
             bytes: text.as_bytes(),
             at: start,
-            tables: vec![ArenaTable::new(Span::default(), true)],
+            tables,
             lists: Vec::new(),
             items: Vec::new(),
             entries: Vec::new(),
