@@ -147,10 +147,12 @@ impl Digested {
     fn new(set: &FileSet) -> Self {
         let (files, bytes) = (set.files.len(), set.total_size());
         let detail = format!("{files} files, {bytes} bytes");
-        let digest = Digest::of(&set.digest());
+        let mut digested =
+            Digested { files, bytes, digest: Digest::of(&set.digest()), detail, bundle: Default::default() };
         let mut bundle = VersionHasher::new();
-        bundle.raw("files", digest, detail.clone());
-        Digested { files, bytes, digest, detail, bundle: bundle.finish() }
+        digested.add_to(&mut bundle, "files");
+        digested.bundle = bundle.finish();
+        digested
     }
 
     fn add_to(&self, hasher: &mut VersionHasher, label: &str) {
@@ -258,11 +260,11 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
         (first..)
             .zip(part.iter())
             .filter_map(|(index, id)| {
+                let id = id.clone()?;
                 let code = &selected[code_at[index]];
                 let (digest, inputs) = code.bundle.clone();
                 let detail =
                     StepDetail::Bundle { environment: names[index].clone(), files: code.files, bytes: code.bytes };
-                let id = id.clone()?;
                 Some(Step { id, level: 0, version: digest.version(), digest, needs: Vec::new(), detail, inputs })
             })
             .collect::<Vec<_>>()
@@ -533,7 +535,7 @@ fn lay_out(manifest: &Manifest, bundles: Vec<Step>, mut images: Vec<Step>, deplo
     let (mut bundles, mut images) = (bundles.into_iter().peekable(), images.into_iter().peekable());
     loop {
         let bundle_first = match (bundles.peek(), images.peek()) {
-            (Some(bundle), Some(image)) => (id_prefix(&bundle.id), &*bundle.id) <= (id_prefix(&image.id), &*image.id),
+            (Some(bundle), Some(image)) => bundle.id <= image.id,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => break,

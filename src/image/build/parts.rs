@@ -124,8 +124,8 @@ pub(super) async fn dockerfile_stage(
     if let Some(target) = target {
         request.frontend_attrs.insert("target".into(), target.to_string());
     }
-    let image = job.image.name.clone();
-    engine.solve(request, |event| (context.progress)(Event::Status { image: image.to_string(), event })).await?;
+    let image = job.image.name.to_string();
+    engine.solve(request, |event| (context.progress)(Event::Status { image: image.clone(), event })).await?;
     Ok(())
 }
 
