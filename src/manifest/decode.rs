@@ -155,7 +155,7 @@ impl<'d> Cx<'d> {
 
     /// Reports every key of `table` that `info` does not declare.
     pub fn check_fields(&mut self, table: &Table, info: &StructInfo) {
-        for entry in &table.entries {
+        for entry in table.entries.iter() {
             if info.field(&entry.key).is_none() {
                 let message = format!("unknown field `{}` in `{}`", entry.key, self.path());
                 self.push(
@@ -527,7 +527,7 @@ macro_rules! record {
                 // One pass over the table's keys, each matched at once, rather than a scan per field.
                 $( let mut $field: Option<&$crate::manifest::tree::Entry> = None; )*
                 let mut unknown = false;
-                for entry in &table.entries {
+                for entry in table.entries.iter() {
                     match entry.key.as_str() {
                         $( stringify!($field) => { $field = $field.or(Some(entry)); } )*
                         _ => unknown = true,

@@ -75,6 +75,15 @@ struct Mapper<'d> {
     diags: &'d mut Vec<Diagnostic>,
 }
 
+/// The entries of one `kdl_each` map or items of one list of a struct, gathered as its nodes are laid;
+/// a map's keys so far, where each was given. A map may hold thousands.
+#[derive(Default)]
+struct EachField {
+    given: HashMap<CompactString, Span>,
+    entries: Vec<Entry>,
+    items: Vec<Node>,
+}
+
 /// A mapped entry of a map (with its key and the key's span) or item of a list.
 struct Each {
     key: Option<(CompactString, Span)>,
@@ -124,40 +133,45 @@ impl Mapper<'_> {
 
     /// The child nodes of a struct's node, as the struct's table. Nodes are taken apart as they are
     /// mapped, so a large document is freed while the tree grows instead of after it.
-    fn children(&mut self, nodes: Vec<KdlNode>, info: &StructInfo) -> Table {
-        self.lay(nodes.into_iter().map(|node| Ahead::of(node, info)), info)
+    fn children(&mut self, nodes: Vec<KdlNode>, info: &StructInfo) -> Vec<Entry> {
+        self.lay_entries(nodes.into_iter().map(|node| Ahead::of(node, info)), info)
     }
 
     /// Lays a struct's nodes, mapped as far as they can be without its table, into the table in order,
     /// with the diagnostics their mapping raised.
     fn lay(&mut self, nodes: impl Iterator<Item = Ahead>, info: &StructInfo) -> Table {
-        let mut table = Table::default();
-        // The keys given so far in each map of `kdl_each` entries: a map may hold thousands.
-        let mut given: HashMap<&str, HashMap<CompactString, Span>> = HashMap::new();
+        Table::from(self.lay_entries(nodes, info))
+    }
+
+    /// [`Self::lay`], the table's entries.
+    fn lay_entries(&mut self, nodes: impl Iterator<Item = Ahead>, info: &StructInfo) -> Vec<Entry> {
+        let mut table = Vec::new();
+        // The `kdl_each` maps and lists, gathered apart and laid into their fields at the end.
+        let mut each: HashMap<&str, EachField> = HashMap::new();
         for node in nodes {
             match node {
                 Ahead::Each { field, made, diags } => {
                     self.diags.extend(diags);
                     if let Some(made) = made {
-                        self.each_insert(made, field, &mut table, given.entry(field).or_default());
+                        self.each_insert(made, field, &mut table, each.entry(field).or_default());
                     }
                 }
                 Ahead::Node(node) => self.field_node(node, info, &mut table),
             }
         }
-        // The maps of `kdl_each` entries grew one entry at a time (their lists are boxed slices, exact).
-        for entry in table.entries.iter_mut().filter(|e| given.contains_key(e.key.as_str())) {
-            if let Value::Table(map) = &mut entry.value.value
-                && let Some(map) = std::sync::Arc::get_mut(map)
-            {
-                map.entries = fitted(std::mem::take(&mut map.entries));
+        for entry in table.iter_mut() {
+            let Some(field) = each.remove(entry.key.as_str()) else { continue };
+            match &mut entry.value.value {
+                Value::Table(map) => *map = Table::from(field.entries),
+                Value::List(items) => *items = fitted(field.items).into_boxed_slice(),
+                _ => {}
             }
         }
         table
     }
 
     /// A node of a struct that is not an entry of a map or list: the field it names, into `table`.
-    fn field_node(&mut self, node: KdlNode, info: &StructInfo, table: &mut Table) {
+    fn field_node(&mut self, node: KdlNode, info: &StructInfo, table: &mut Vec<Entry>) {
         let field = info.field(node.name().value());
         let (name, entries, children, span) = node.into_parts();
         let value = match field {
@@ -182,13 +196,13 @@ impl Mapper<'_> {
         self.insert(table, name.into_value(), name_span, value);
     }
 
-    fn insert(&mut self, table: &mut Table, key: CompactString, key_span: Span, value: Node) {
-        if let Some(first) = table.get(&key) {
+    fn insert(&mut self, table: &mut Vec<Entry>, key: CompactString, key_span: Span, value: Node) {
+        if let Some(first) = table.iter().find(|e| e.key == key) {
             let first_span = first.key_span;
             self.duplicate(&key, key_span, first_span);
             return;
         }
-        table.entries.push(Entry { key, key_span, value });
+        table.push(Entry { key, key_span, value });
     }
 
     fn duplicate(&mut self, key: &str, key_span: Span, first_span: Span) {
@@ -214,35 +228,27 @@ impl Mapper<'_> {
         Some(Each { key, value, name_span })
     }
 
-    /// Adds a mapped entry of a map or item of a list to `field` of `table`. `given` holds the map's keys
-    /// so far, where each was given.
-    fn each_insert(&mut self, each: Each, field: &str, table: &mut Table, given: &mut HashMap<CompactString, Span>) {
+    /// Adds a mapped entry of a map or item of a list to `field` of `table`: to `gathered`, laid into the
+    /// field's empty table or list when the struct is complete.
+    fn each_insert(&mut self, each: Each, field: &str, table: &mut Vec<Entry>, gathered: &mut EachField) {
         let Each { key, value, name_span } = each;
-        let index = match table.entries.iter().position(|e| e.key == field) {
+        let index = match table.iter().position(|e| e.key == field) {
             Some(index) => index,
             None => {
                 let empty = if key.is_some() { Table::default().into() } else { Value::List(Box::default()) };
-                table.entries.push(Entry {
-                    key: field.into(),
-                    key_span: name_span,
-                    value: Node::new(empty, name_span),
-                });
-                table.entries.len() - 1
+                table.push(Entry { key: field.into(), key_span: name_span, value: Node::new(empty, name_span) });
+                table.len() - 1
             }
         };
-        match (&mut table.entries[index].value.value, key) {
-            (Value::Table(map), Some((key, key_span))) => match given.get(&key) {
+        match (&table[index].value.value, key) {
+            (Value::Table(_), Some((key, key_span))) => match gathered.given.get(&key) {
                 Some(&first_span) => self.duplicate(&key, key_span, first_span),
                 None => {
-                    given.insert(key.clone(), key_span);
-                    std::sync::Arc::make_mut(map).entries.push(Entry { key, key_span, value });
+                    gathered.given.insert(key.clone(), key_span);
+                    gathered.entries.push(Entry { key, key_span, value });
                 }
             },
-            (Value::List(items), None) => {
-                let mut grown = std::mem::take(items).into_vec();
-                grown.push(value);
-                *items = grown.into_boxed_slice();
-            }
+            (Value::List(_), None) => gathered.items.push(value),
             _ => {}
         }
     }
@@ -321,10 +327,10 @@ impl Mapper<'_> {
                     Shape::Struct(info) => self.children(children, info),
                     Shape::BoolOr(inner) => match unpatch(inner()) {
                         Shape::Struct(info) => self.children(children, info),
-                        _ => Table::default(),
+                        _ => Vec::new(),
                     },
                     Shape::Map(item) => {
-                        let mut table = Table::default();
+                        let mut table = Vec::new();
                         for child in children {
                             let (key, entries, children, span) = child.into_parts();
                             if let Some(value) = self.value(key.value(), entries, children, span, item(), 0) {
@@ -345,13 +351,13 @@ impl Mapper<'_> {
                     }
                 };
                 self.properties(&mut table, entries);
-                Some(Node::new(table.fitted().into(), span))
+                Some(Node::new(Table::from(table).into(), span))
             }
         }
     }
 
     /// The properties among `entries` (`key=value`), into `table`.
-    fn properties(&mut self, table: &mut Table, entries: Vec<KdlEntry>) {
+    fn properties(&mut self, table: &mut Vec<Entry>, entries: Vec<KdlEntry>) {
         for prop in entries {
             let (Some(key), value, span) = prop.into_parts() else { continue };
             if let Some(value) = self.scalar_value(value, span) {
@@ -427,7 +433,7 @@ impl Mapper<'_> {
                 &format!("write a table (`{name} key=1`) or plain values (`{name} \"a\" \"b\"`), not both"),
             );
         }
-        let mut table = Table::default();
+        let mut table = Vec::new();
         self.properties(&mut table, entries);
         for child in children {
             let (key, entries, children, span) = child.into_parts();
@@ -435,7 +441,7 @@ impl Mapper<'_> {
             let key_span = key.span();
             self.insert(&mut table, key.into_value(), key_span, value);
         }
-        Node::new(table.fitted().into(), span)
+        Node::new(Table::from(table).into(), span)
     }
 }
 

@@ -256,7 +256,7 @@ impl Parsed {
         let at = table.entries.iter().position(|e| e.key == "domains");
         let entries =
             table.entries.iter().enumerate().filter(|(i, _)| Some(*i) != at).map(|(_, e)| e.clone()).collect();
-        let base = self.tree.with_value(Table { entries }.into());
+        let base = self.tree.with_value(Value::Table(Table { entries }));
         (base, at.map(|i| &table.entries[i]))
     }
 
@@ -318,7 +318,7 @@ impl Parsed {
             if let Some(overlay) =
                 overlays.value.as_table().and_then(|t| t.get(domain)).and_then(|o| o.value.as_table())
             {
-                overlay::merge(std::sync::Arc::make_mut(root), overlay);
+                overlay::merge(root, overlay);
             }
         }
         let raw = RawManifest::decode(&base, &mut Cx::new(diagnostics));
@@ -346,7 +346,7 @@ fn validate_raw(
 fn check_overlays(overlays: &Node, domain: &str, declared: &[&str], diagnostics: &mut Vec<Diagnostic>) {
     let mut cx = Cx::new(diagnostics);
     let Some(table): Option<&Table> = cx.within("domains", |cx| cx.table(overlays)) else { return };
-    for entry in &table.entries {
+    for entry in table.entries.iter() {
         if !declared.contains(&entry.key.as_str()) {
             cx.push(
                 Diagnostic::error(

@@ -7,49 +7,57 @@
 
 use foldhash::HashMap;
 
-use std::sync::Arc;
-
 use super::tree::{Entry, Node, Table, Value};
 
 /// Lays `overlay` over `base`.
 pub fn merge(base: &mut Table, overlay: &Table) {
-    if base.entries.len() * overlay.entries.len() > 1024 {
-        merge_large(base, overlay);
+    if overlay.entries.is_empty() {
         return;
     }
-    for entry in &overlay.entries {
-        match base.get_mut(&entry.key) {
-            Some(existing) => merge_node(&mut existing.value, &entry.value),
-            None => add(base, entry),
+    // The keys the base lacks are added after its own, in the overlay's order; the entries are then
+    // copied once into a table of the new length. Otherwise they are changed in place.
+    let added: Vec<&Entry> = if base.entries.len() * overlay.entries.len() > 1024 {
+        merge_large(base, overlay)
+    } else {
+        let mut added = Vec::new();
+        let entries = base.entries_mut();
+        for entry in overlay.entries.iter() {
+            match entries.iter_mut().find(|e| e.key == entry.key) {
+                Some(existing) => merge_node(&mut existing.value, &entry.value),
+                None => added.push(entry),
+            }
         }
+        added
+    };
+    if added.is_empty() {
+        return;
     }
+    let mut entries = Vec::with_capacity(base.entries.len() + added.len());
+    entries.extend(base.entries.iter().cloned());
+    for entry in added {
+        let mut value = entry.value.clone();
+        value.mark_overlay();
+        entries.push(Entry { key: entry.key.clone(), key_span: entry.key_span, value });
+    }
+    *base = Table::from(entries);
 }
 
 /// [`merge`] for large tables (thousands of environments): one pass over each side rather than a scan of
-/// the base for every overlay key. Keys are unique, so the order of the merges changes nothing; new keys
-/// are added in the overlay's order.
-fn merge_large(base: &mut Table, overlay: &Table) {
+/// the base for every overlay key. Keys are unique, so the order of the merges changes nothing. Returns
+/// the overlay's entries the base lacks, in the overlay's order.
+fn merge_large<'o>(base: &mut Table, overlay: &'o Table) -> Vec<&'o Entry> {
     let mut pending: HashMap<&str, &Entry> = overlay.entries.iter().map(|e| (e.key.as_str(), e)).collect();
-    for existing in &mut base.entries {
+    for existing in base.entries_mut() {
         if let Some(entry) = pending.remove(existing.key.as_str()) {
             merge_node(&mut existing.value, &entry.value);
         }
     }
-    for entry in overlay.entries.iter().filter(|e| pending.contains_key(e.key.as_str())) {
-        add(base, entry);
-    }
-}
-
-/// Adds an overlay entry the base does not have.
-fn add(base: &mut Table, entry: &Entry) {
-    let mut value = entry.value.clone();
-    value.mark_overlay();
-    base.entries.push(Entry { key: entry.key.clone(), key_span: entry.key_span, value });
+    overlay.entries.iter().filter(|e| pending.contains_key(e.key.as_str())).collect()
 }
 
 fn merge_node(base: &mut Node, overlay: &Node) {
     if let (Value::Table(base_table), Value::Table(overlay_table)) = (&mut base.value, &overlay.value) {
-        merge(Arc::make_mut(base_table), overlay_table);
+        merge(base_table, overlay_table);
         return;
     }
     *base = overlay.clone();

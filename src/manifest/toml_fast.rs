@@ -17,7 +17,8 @@ use foldhash::{HashMap, HashMapExt};
 
 use compact_str::CompactString;
 
-use super::tree::{Entry, Node, Span, Table, Value, fitted};
+use super::tree::{Entry, Node, Span, Table, Value};
+use std::sync::Arc;
 
 /// The most keys in a header and the deepest a value (arrays, inline tables) may nest here. Manifests
 /// nest 8 levels at most; twice this stays under the front end's own limit, so everything nested too
@@ -94,6 +95,9 @@ struct ArenaTable {
     /// Made by a header of its own, rather than on the way to a longer one: it cannot be defined again.
     defined: bool,
     entries: Vec<Entry>,
+    /// The entries, moved into the table's own allocation once the headers have left the table (see
+    /// [`Reader::document`]); moved back should a later header reach it again.
+    closed: Option<Arc<[Entry]>>,
     /// What each entry is, by position: a header table's value is a placeholder until assembly.
     slots: Vec<Slot>,
     /// Key → position in `entries`, once the table is large (short keys are copied without an allocation).
@@ -113,15 +117,37 @@ enum Slot {
 
 impl ArenaTable {
     fn new(span: Span, defined: bool) -> Self {
-        ArenaTable { defined, entries: Vec::new(), slots: Vec::new(), index: HashMap::new(), span }
+        ArenaTable { defined, entries: Vec::new(), closed: None, slots: Vec::new(), index: HashMap::new(), span }
     }
 
     fn find(&self, key: &str) -> Option<usize> {
-        if self.entries.len() > INDEX_FROM {
+        let entries = self.closed.as_deref().unwrap_or(&self.entries);
+        if entries.len() > INDEX_FROM {
             self.index.get(key).copied()
         } else {
-            self.entries.iter().position(|e| e.key == key)
+            entries.iter().position(|e| e.key == key)
         }
+    }
+
+    /// Moves the entries into the table's own allocation: the table is complete, unless a later header
+    /// reaches it again.
+    fn close(&mut self) {
+        if self.closed.is_none() {
+            self.closed = Some(std::mem::take(&mut self.entries).into());
+        }
+    }
+
+    /// The entries as a vector again, to add to.
+    fn reopen(&mut self) {
+        if let Some(closed) = self.closed.take() {
+            self.entries = closed.to_vec();
+        }
+    }
+
+    /// The entries, taken.
+    fn take_entries(&mut self) -> Vec<Entry> {
+        self.reopen();
+        std::mem::take(&mut self.entries)
     }
 
     fn push(&mut self, key: &str, key_span: Span, value: Node, slot: Slot) {
@@ -129,6 +155,7 @@ impl ArenaTable {
     }
 
     fn push_entry(&mut self, entry: Entry, slot: Slot) {
+        self.reopen();
         let at = self.entries.len();
         if at == INDEX_FROM {
             self.index = self.entries.iter().enumerate().map(|(i, e)| (e.key.clone(), i)).collect();
@@ -210,7 +237,7 @@ impl<'a> Reader<'a> {
     /// Lays arena table `from` (read later) into `into`: new keys are appended in order, tables both
     /// reached on the way are joined, arrays of tables go on; anything else reading on would decline.
     fn merge(&mut self, into: usize, from: usize) -> Option<()> {
-        let entries = std::mem::take(&mut self.tables[from].entries);
+        let entries = self.tables[from].take_entries();
         let slots = std::mem::take(&mut self.tables[from].slots);
         for (entry, slot) in entries.into_iter().zip(slots) {
             let Some(at) = self.tables[into].find(&entry.key) else {
@@ -236,10 +263,12 @@ impl<'a> Reader<'a> {
     /// Assembles the tree of arena table `index`: its entries as they are, with the header tables
     /// among them filled in.
     fn build(&mut self, index: usize) -> Table {
-        // In a vector of the table's length: the arena's grew as the document was read.
-        let mut entries = fitted(std::mem::take(&mut self.tables[index].entries));
+        // In an allocation of the table's length: the arena's vector grew as the document was read.
+        self.tables[index].close();
+        let mut entries = self.tables[index].closed.take().unwrap_or_default();
         let slots = std::mem::take(&mut self.tables[index].slots);
-        for (entry, slot) in entries.iter_mut().zip(slots) {
+        // Only this reader holds the entries: changed in place, not copied.
+        for (entry, slot) in Arc::make_mut(&mut entries).iter_mut().zip(slots) {
             match slot {
                 Slot::Value => {}
                 Slot::Table(child) => {
@@ -274,14 +303,13 @@ impl<'a> Reader<'a> {
                     std::mem::swap(&mut self.chain, &mut self.left);
                     current = self.header()?;
                     // The tables of the last header that this one leaves are, in a manifest written in
-                    // the usual order, complete: fitted now, on this part's thread and while they are at
+                    // the usual order, complete: closed now, on this part's thread and while they are at
                     // hand, rather than when the tree is assembled (on one thread, at the end). One that
-                    // a later header adds to grows again and is fitted then.
+                    // a later header adds to is reopened, and closed again then.
                     for at in 0..self.left.len() {
                         let closed = self.left[at];
                         if !self.chain.contains(&closed) {
-                            let filled = &mut self.tables[closed].entries;
-                            *filled = fitted(std::mem::take(filled));
+                            self.tables[closed].close();
                         }
                     }
                     self.line_end()?;

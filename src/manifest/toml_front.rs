@@ -87,7 +87,7 @@ fn convert_table(table: &DeTable<'_>, depth: usize, diags: &mut Vec<Diagnostic>)
             value: convert(value.get_ref(), Span::from(value.span()), depth + 1, diags)?,
         });
     }
-    Some(Table { entries })
+    Some(Table::from(entries))
 }
 
 fn convert(value: &DeValue<'_>, span: Span, depth: usize, diags: &mut Vec<Diagnostic>) -> Option<Node> {

@@ -54,12 +54,12 @@ pub enum Value {
     List(Box<[Node]>),
     /// Shared: a domain's resolved tree copies only the tables its overlay changes (copy on write), so
     /// the base tree of thousands of environments is not copied once per domain.
-    Table(Arc<Table>),
+    Table(Table),
 }
 
 impl From<Table> for Value {
     fn from(table: Table) -> Self {
-        Value::Table(Arc::new(table))
+        Value::Table(table)
     }
 }
 
@@ -135,7 +135,7 @@ impl Node {
         self.end_and_overlay |= OVERLAY_BIT;
         match &mut self.value {
             Value::List(items) => items.iter_mut().for_each(Node::mark_overlay),
-            Value::Table(table) => Arc::make_mut(table).entries.iter_mut().for_each(|e| e.value.mark_overlay()),
+            Value::Table(table) => table.entries_mut().iter_mut().for_each(|e| e.value.mark_overlay()),
             _ => {}
         }
     }
@@ -150,9 +150,18 @@ pub struct Entry {
 }
 
 /// A table in source order. Keys are unique: both front ends refuse duplicates before a table is built.
+/// Its entries are one shared allocation, of their own length: cloning a table shares them, and a
+/// change copies them (copy on write). A table behind a shared box of its own took two allocations and
+/// two hops to its entries; the tree of a large manifest holds over a hundred thousand tables.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Table {
-    pub entries: Vec<Entry>,
+    pub entries: Arc<[Entry]>,
+}
+
+impl From<Vec<Entry>> for Table {
+    fn from(entries: Vec<Entry>) -> Self {
+        Table { entries: entries.into() }
+    }
 }
 
 impl Table {
@@ -160,22 +169,13 @@ impl Table {
         self.entries.iter().find(|e| e.key == key)
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
-        self.entries.iter_mut().find(|e| e.key == key)
-    }
-
-    pub fn remove(&mut self, key: &str) -> Option<Entry> {
-        let index = self.entries.iter().position(|e| e.key == key)?;
-        Some(self.entries.remove(index))
-    }
-
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|e| e.key.as_str())
     }
 
-    /// The table with no room to spare, see [`fitted`].
-    pub fn fitted(self) -> Self {
-        Table { entries: fitted(self.entries) }
+    /// The entries to change in place, copied first if another tree shares them.
+    pub fn entries_mut(&mut self) -> &mut [Entry] {
+        Arc::make_mut(&mut self.entries)
     }
 }
 

@@ -71,7 +71,7 @@ fn reference_manifest_documents_every_field() {
     fn keys(node: &Node, out: &mut BTreeSet<String>) {
         match &node.value {
             Value::Table(table) => {
-                for entry in &table.entries {
+                for entry in table.entries.iter() {
                     out.insert(entry.key.to_string());
                     keys(&entry.value, out);
                 }
