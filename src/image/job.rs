@@ -60,6 +60,7 @@ pub fn jobs(manifest: &Manifest, plan: &Plan, only: &[String], registry: Option<
         let users: Vec<&Environment> = manifest
             .environments
             .values()
+            .map(Box::as_ref)
             .filter(|env| env.image == image)
             .filter(|env| match baked_code_of {
                 Some(baked) => env.name == baked,
@@ -81,7 +82,7 @@ pub fn jobs(manifest: &Manifest, plan: &Plan, only: &[String], registry: Option<
             step: step.id.to_string(),
             step_digest: step.digest.to_string(),
             image: spec.clone(),
-            full: baked_code_of.as_ref().map(|env| manifest.environments[env.as_str()].clone()),
+            full: baked_code_of.as_ref().map(|env| (*manifest.environments[env.as_str()]).clone()),
             repository: format!("{}/{}", prefix.trim_end_matches('/'), repository),
             pushable,
         });

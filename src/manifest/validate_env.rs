@@ -33,7 +33,7 @@ pub fn environments(
     domain: &str,
     images: &BTreeMap<CompactString, Image>,
     digests: Digests,
-) -> BTreeMap<CompactString, Environment> {
+) -> BTreeMap<CompactString, Box<Environment>> {
     const PER_THREAD: usize = 1000;
     let envs = raw.environments.as_ref().map_or(0, |e| e.entries.len());
     let threads = crate::parts::threads_for(envs, PER_THREAD);
@@ -52,7 +52,7 @@ fn environments_on(
     images: &BTreeMap<CompactString, Image>,
     digests: Digests,
     threads: usize,
-) -> BTreeMap<CompactString, Environment> {
+) -> BTreeMap<CompactString, Box<Environment>> {
     let Some(declared) = &raw.environments else { return BTreeMap::new() };
     let index = Index::new(declared);
     let image_names: Vec<&str> = images.keys().map(CompactString::as_str).collect();
@@ -70,7 +70,7 @@ fn environments_on(
         edges.extend(part.edges);
         checked.push(part.environments);
     }
-    let join = |checked: Vec<Vec<(CompactString, Environment)>>| {
+    let join = |checked: Vec<Vec<(CompactString, Box<Environment>)>>| {
         let mut out = BTreeMap::new();
         checked.into_iter().for_each(|part| out.extend(part));
         out
@@ -106,7 +106,7 @@ struct Context<'a> {
 /// The result of checking some of the environments, in declaration order.
 struct Part<'a> {
     diags: Vec<Diagnostic>,
-    environments: Vec<(CompactString, Environment)>,
+    environments: Vec<(CompactString, Box<Environment>)>,
     edges: Vec<(&'a str, Spanned<CompactString>)>,
 }
 
@@ -153,7 +153,7 @@ fn check_part<'a>(
                 edges.push((name.value.as_str(), dependency));
             }
         }
-        environments.push((name.value.clone(), resolved));
+        environments.push((name.value.clone(), Box::new(resolved)));
     }
     Part { diags, environments, edges }
 }

@@ -178,7 +178,7 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // selection, its image and its bundle. Each pass over 10,000 environments waits on memory, so the
     // ones that only read an environment run in parts on every core, and the one shared walk (code
     // selections and images, made once each) reads little.
-    let envs: Vec<&Environment> = manifest.environments.values().collect();
+    let envs: Vec<&Environment> = manifest.environments.values().map(Box::as_ref).collect();
     const PER_THREAD: usize = 1000;
     let threads = crate::parts::threads_for(envs.len(), PER_THREAD);
     let positions: HashMap<&str, usize> = envs.iter().enumerate().map(|(at, env)| (env.name.as_str(), at)).collect();
