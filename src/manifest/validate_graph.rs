@@ -24,18 +24,35 @@ pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<CompactStrin
             names.len() - 1
         })
     };
-    // For each environment, the edges leaving it, by position in `edges`.
-    let mut out: Vec<Vec<usize>> = Vec::new();
+    // Each edge's ends by number; then the edges leaving each environment, by position in `edges` and
+    // in the order written, all in one vector: `out[first[n]..first[n + 1]]` leave environment n.
+    let mut sources: Vec<usize> = Vec::with_capacity(edges.len());
     let mut targets: Vec<usize> = Vec::with_capacity(edges.len());
-    for (index, (from, to)) in edges.iter().enumerate() {
-        let (from, to) = (id_of(from), id_of(to.as_str()));
-        targets.push(to);
-        if out.len() <= from.max(to) {
-            out.resize_with(from.max(to) + 1, Vec::new);
-        }
-        out[from].push(index);
+    for (from, to) in edges {
+        sources.push(id_of(from));
+        targets.push(id_of(to.as_str()));
     }
-    let mut starts: Vec<usize> = (0..out.len()).filter(|&n| !out[n].is_empty()).collect();
+    let nodes = names.len();
+    let mut first = vec![0usize; nodes + 1];
+    for &from in &sources {
+        first[from + 1] += 1;
+    }
+    for node in 0..nodes {
+        first[node + 1] += first[node];
+    }
+    let mut out = vec![0usize; edges.len()];
+    let mut filled = first.clone();
+    for (index, &from) in sources.iter().enumerate() {
+        out[filled[from]] = index;
+        filled[from] += 1;
+    }
+    let leaving = |node: usize| &out[first[node]..first[node + 1]];
+    // Most manifests have no cycle, and one pass that takes away what nothing depends on says so
+    // without the ordered search below.
+    if acyclic(nodes, &targets, &leaving) {
+        return;
+    }
+    let mut starts: Vec<usize> = (0..nodes).filter(|&n| !leaving(n).is_empty()).collect();
     starts.sort_unstable_by_key(|&n| names[n]);
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -43,7 +60,7 @@ pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<CompactStrin
         Open,
         Done,
     }
-    let mut marks = vec![Mark::New; out.len()];
+    let mut marks = vec![Mark::New; nodes];
     let mut reported: BTreeSet<Vec<CompactString>> = BTreeSet::new();
     // Iterative depth-first search: a manifest may hold thousands of environments in a chain.
     for start in starts {
@@ -55,7 +72,7 @@ pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<CompactStrin
         marks[start] = Mark::Open;
         while let Some((node, next)) = path.last_mut() {
             let node = *node;
-            let Some(&edge) = out[node].get(*next) else {
+            let Some(&edge) = leaving(node).get(*next) else {
                 marks[node] = Mark::Done;
                 path.pop();
                 via.pop();
@@ -85,6 +102,28 @@ pub(super) fn cycles(checker: &mut Checker, edges: &[(&str, Spanned<CompactStrin
             }
         }
     }
+}
+
+/// Whether a graph of `nodes` with edges to `targets` (by edge), leaving each node as `leaving` says,
+/// has no cycle: taking away, one after another, the nodes no remaining edge points to takes them all.
+fn acyclic<'a>(nodes: usize, targets: &[usize], leaving: &impl Fn(usize) -> &'a [usize]) -> bool {
+    let mut pointed_to = vec![0usize; nodes];
+    for &target in targets {
+        pointed_to[target] += 1;
+    }
+    let mut free: Vec<usize> = (0..nodes).filter(|&n| pointed_to[n] == 0).collect();
+    let mut taken = 0;
+    while let Some(node) = free.pop() {
+        taken += 1;
+        for &edge in leaving(node) {
+            let target = targets[edge];
+            pointed_to[target] -= 1;
+            if pointed_to[target] == 0 {
+                free.push(target);
+            }
+        }
+    }
+    taken == nodes
 }
 
 fn report_cycle(checker: &mut Checker, members: &[CompactString], links: &[&Spanned<CompactString>]) {
@@ -130,5 +169,24 @@ mod tests {
         assert_eq!(diags[0].span, Some(Span::new(1, 2)));
         assert_eq!(diags[0].related.len(), 1);
         assert_eq!(diags[0].related[0].span, Span::new(2, 3));
+    }
+
+    #[test]
+    fn a_graph_is_acyclic_only_when_every_node_can_be_taken_away() {
+        // Edges by position: their targets, and the edges leaving each node.
+        let check = |targets: &[usize], leaving: &[Vec<usize>]| acyclic(leaving.len(), targets, &|n| &leaving[n][..]);
+        // 0 → 1 → 2 and 0 → 2.
+        assert!(check(&[1, 2, 2], &[vec![0, 2], vec![1], vec![]]));
+        // 0 → 1 beside a loop 2 → 3 → 2 that nothing free leads into.
+        assert!(!check(&[1, 3, 2], &[vec![0], vec![], vec![1], vec![2]]));
+        // A node that depends on itself.
+        assert!(!check(&[0], &[vec![0]]));
+        assert!(check(&[], &[]));
+        // With no cycle, nothing is reported.
+        let link = |to: &str| Spanned { value: to.into(), span: Span::new(0, 1), overlay: false };
+        let mut diags = Vec::new();
+        let mut checker = Checker { diags: &mut diags, root: std::path::PathBuf::new() };
+        cycles(&mut checker, &[("b", link("a")), ("c", link("b")), ("c", link("a"))]);
+        assert!(diags.is_empty());
     }
 }
