@@ -213,6 +213,17 @@ impl<T: Decode> Decode for Option<T> {
     }
 }
 
+/// A value in a box of its own: an environment's raw type is over a kilobyte, and 10,000 of them were
+/// moved as they were decoded, joined from their parts and collected.
+impl<T: Decode> Decode for Box<T> {
+    fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
+        T::decode(node, cx).map(Box::new)
+    }
+    fn shape() -> Shape {
+        T::shape()
+    }
+}
+
 impl Decode for CompactString {
     fn decode(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {

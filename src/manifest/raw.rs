@@ -18,7 +18,7 @@ record! {
         pub images: Option<Keyed<RawImage>>,
         /// Environments, by name: long-running HTTP apps and batch task environments.
         #[kdl_each = "environment"]
-        pub environments: Option<Keyed<RawEnvironment>>,
+        pub environments: Option<Keyed<Box<RawEnvironment>>>,
         /// Per-domain overlays. Tables merge deeply into the base manifest; lists and plain values replace.
         #[kdl_each = "domain"]
         pub domains: Option<Keyed<Patch<RawDomain>>>,
@@ -52,7 +52,7 @@ record! {
         pub images: Option<Keyed<RawImage>>,
         /// Environment fields to change, environments to add, or `enabled = false` to leave one out.
         #[kdl_each = "environment"]
-        pub environments: Option<Keyed<RawEnvironment>>,
+        pub environments: Option<Keyed<Box<RawEnvironment>>>,
     }
 }
 

@@ -115,7 +115,7 @@ fn check_part<'a>(
     root: &Path,
     index: &Index,
     cx: &Context,
-    part: &'a [(Spanned<CompactString>, RawEnvironment)],
+    part: &'a [(Spanned<CompactString>, Box<RawEnvironment>)],
 ) -> Part<'a> {
     let Context { project, domain, image_names, disabled, digests } = *cx;
     let mut diags = Vec::new();
@@ -162,7 +162,7 @@ fn check_part<'a>(
 /// globs checked so far: environments repeat the same patterns.
 #[derive(Clone)]
 pub(super) struct Index<'a> {
-    declared: &'a Keyed<RawEnvironment>,
+    declared: &'a Keyed<Box<RawEnvironment>>,
     /// The first environment of each name, as a scan in declaration order would find it.
     by_name: HashMap<&'a str, &'a RawEnvironment>,
     /// Every name, sorted, for "did you mean".
@@ -172,10 +172,10 @@ pub(super) struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    fn new(declared: &'a Keyed<RawEnvironment>) -> Self {
+    fn new(declared: &'a Keyed<Box<RawEnvironment>>) -> Self {
         let mut by_name = HashMap::new();
         for (name, env) in declared.iter() {
-            by_name.entry(name.as_str()).or_insert(env);
+            by_name.entry(name.as_str()).or_insert(env.as_ref());
         }
         let mut names: Vec<&str> = by_name.keys().copied().collect();
         names.sort_unstable();
