@@ -60,7 +60,8 @@ impl Checker<'_> {
         env: &Option<Keyed<Spanned<CompactString>>>,
         reserved: &[&str],
     ) -> SortedMap<CompactString, CompactString> {
-        let mut out = SortedMap::new();
+        // With room for the reserved ones too: the caller sets them next.
+        let mut out = SortedMap::with_capacity(env.as_ref().map_or(0, |e| e.entries.len()) + reserved.len());
         for (key, value) in env.iter().flat_map(Keyed::iter) {
             if self.env_name(key) && reserved.contains(&key.as_str()) {
                 self.error(

@@ -103,7 +103,7 @@ pub(super) fn app(
         .timeouts
         .as_ref()
         .map_or_else(Timeouts::default, |t| Timeouts { startup: duration(&t.startup), request: duration(&t.request) });
-    let mut inputs = SortedMap::new();
+    let mut inputs = SortedMap::with_capacity(env.inputs.as_ref().map_or(0, |i| i.value.entries.len()));
     let mut exposed: Vec<Spanned<CompactString>> = Vec::new();
     for (input_name, input) in env.inputs.iter().flat_map(|i| i.value.iter()) {
         if !is_identifier(input_name) {
