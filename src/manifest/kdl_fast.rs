@@ -172,14 +172,43 @@ impl From<&KdlDocument> for Document {
 /// The document, or `None` when the text is outside the subset, not valid KDL, or nested deeper than
 /// the front end allows. A large text is read in parts on the machine's cores (see [`parse_in_parts`]).
 pub fn parse(text: &str) -> Option<Document> {
+    match parse_each(text, |node| node)? {
+        Read::Parts(nodes) | Read::Whole(Document { nodes }) => Some(Document { nodes }),
+    }
+}
+
+/// What [`parse_each`] read.
+pub enum Read<R> {
+    /// The text was read in parts, and each top-level node taken by the function, in order.
+    Parts(Vec<R>),
+    /// The text was read in one pass: the document.
+    Whole(Document),
+}
+
+/// [`parse`], with `each` taking every top-level node as soon as its part of a large text is read, on
+/// the part's thread, while the part's nodes are at hand (and freed by the thread that made them). A
+/// text read in one pass comes back as its document.
+pub fn parse_each<R: Send>(text: &str, each: impl Fn(Node) -> R + Sync) -> Option<Read<R>> {
     let parts = crate::parts::threads_for(text.len(), BYTES_PER_PART);
+    parse_each_in(text, parts, parts, each)
+}
+
+/// [`parse_each`] in up to `parts` parts on `threads` threads (one pass when `parts` is 1, or when a
+/// part fails).
+pub(super) fn parse_each_in<R: Send>(
+    text: &str,
+    parts: usize,
+    threads: usize,
+    each: impl Fn(Node) -> R + Sync,
+) -> Option<Read<R>> {
+    let cuts = || crate::parts::cuts(text.len(), parts, |from| node_line_from(text, from));
     if parts > 1
-        && let Some(document) = parse_in_parts(text, parts, parts)
+        && let Some(taken) = parse_cut_each(text, cuts(), threads, &each)
     {
-        return Some(document);
+        return Some(Read::Parts(taken));
     }
     let nodes = Reader::new(text, 0, text.len()).nodes(0)?;
-    Some(Document { nodes })
+    Some(Read::Whole(Document { nodes }))
 }
 
 /// Reads `text` in up to `parts` consecutive parts side by side, each starting at a line that begins
@@ -197,16 +226,27 @@ pub fn parse_in_parts(text: &str, parts: usize, threads: usize) -> Option<Docume
 
 /// [`parse_in_parts`] with the parts cut at `cuts` (increasing positions inside the text).
 fn parse_cut(text: &str, cuts: Vec<usize>, threads: usize) -> Option<Document> {
+    parse_cut_each(text, cuts, threads, &|node| node).map(|nodes| Document { nodes })
+}
+
+/// [`parse_cut`], each part's top-level nodes taken by `each` on the part's thread.
+fn parse_cut_each<R: Send>(
+    text: &str,
+    cuts: Vec<usize>,
+    threads: usize,
+    each: &(impl Fn(Node) -> R + Sync),
+) -> Option<Vec<R>> {
     if cuts.is_empty() {
         return None;
     }
-    let parts =
-        crate::parts::map_ranges(text.len(), &cuts, threads, |start, end| Reader::new(text, start, end).nodes(0));
-    let mut nodes = Vec::new();
+    let parts = crate::parts::map_ranges(text.len(), &cuts, threads, |start, end| {
+        Some(Reader::new(text, start, end).nodes(0)?.into_iter().map(each).collect::<Vec<R>>())
+    });
+    let mut taken = Vec::new();
     for part in parts {
-        nodes.extend(part?);
+        taken.extend(part?);
     }
-    Some(Document { nodes })
+    Some(taken)
 }
 
 /// The start of the first line at or after `from` that begins with a node name (a letter, `_` or a

@@ -13,7 +13,7 @@ use foldhash::{HashMap, HashMapExt};
 use kdl::KdlDocument;
 
 // The mapper reads the light document of `kdl_fast`, whichever parser read the text.
-use super::kdl_fast::{Document, Entry as KdlEntry, Node as KdlNode, Scalar};
+use super::kdl_fast::{Document, Entry as KdlEntry, Node as KdlNode, Read, Scalar};
 
 use super::decode::{Shape, StructInfo};
 use super::diagnostic::Diagnostic;
@@ -23,10 +23,22 @@ use super::tree::{Entry, Node, Span, Table, Value, fitted};
 
 /// Parses `text`; `None` when it has syntax errors, all of which are pushed to `diags`.
 pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
-    // The fast reader takes the common subset, nested no deeper than the nesting guard allows; the
-    // kdl crate, which recurses, reads the rest behind that guard and reports every error.
-    let document = match super::kdl_fast::parse(text) {
-        Some(document) => document,
+    // A large text is read in parts, and each part's entries of maps and lists mapped ahead on its
+    // thread as soon as it is read; the rest is mapped here.
+    map_read(text, super::kdl_fast::parse_each(text, |node| Ahead::of(node, &RawManifest::INFO)), diags)
+}
+
+/// The tree of `text` from what the fast reader read. It takes the common subset, nested no deeper
+/// than the nesting guard allows; when it declines (`None`), the kdl crate, which recurses, reads the
+/// text behind that guard and reports every error.
+fn map_read(text: &str, read: Option<Read<Ahead>>, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    let before = diags.len();
+    let document = match read {
+        Some(Read::Parts(ahead)) => {
+            let table = Mapper { diags }.lay(ahead.into_iter(), &RawManifest::INFO);
+            return (diags.len() == before).then(|| Node::new(table.into(), Span::new(0, text.len())));
+        }
+        Some(Read::Whole(document)) => document,
         None => {
             if let Err(error) = nesting::check(text, Syntax::Kdl) {
                 diags.push(error);
@@ -41,7 +53,6 @@ pub fn parse(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
             }
         }
     };
-    let before = diags.len();
     let nodes = document.into_nodes();
     let threads = crate::parts::threads_for(nodes.len(), 2000);
     let table = Mapper { diags }.top_level(nodes, &RawManifest::INFO, threads);
@@ -459,6 +470,28 @@ mod tests {
     /// Mapped with the top level's entries mapped ahead in parts, every repository KDL manifest and
     /// mutations of it (mistakes of every kind, duplicates across parts) give the table and the
     /// diagnostics of one pass.
+    /// Read in parts and mapped ahead on each part's thread, every repository KDL manifest and
+    /// mutations of it give the tree and the diagnostics of one pass.
+    #[test]
+    fn reading_and_mapping_in_parts_gives_what_one_pass_gives() {
+        let texts = super::super::mutations::repository_texts("kdl");
+        let inserts = ['"', '{', '}', ';', '\n', 'e'];
+        let mut in_parts = 0usize;
+        for text in super::super::mutations::mutations(&texts, &inserts, 20) {
+            let ahead = |node| Ahead::of(node, &RawManifest::INFO);
+            let mut one_diags = Vec::new();
+            let one = map_read(&text, super::super::kdl_fast::parse_each_in(&text, 1, 1, ahead), &mut one_diags);
+            for parts in [2, 3] {
+                let read = super::super::kdl_fast::parse_each_in(&text, parts, parts, ahead);
+                in_parts += usize::from(matches!(read, Some(Read::Parts(_))));
+                let mut diags = Vec::new();
+                let tree = map_read(&text, read, &mut diags);
+                assert_eq!((&tree, &diags), (&one, &one_diags), "{parts} parts:\n{text}");
+            }
+        }
+        assert!(in_parts > 500, "{in_parts} read in parts");
+    }
+
     #[test]
     fn mapping_ahead_in_parts_gives_what_one_pass_gives() {
         let texts = super::super::mutations::repository_texts("kdl");
