@@ -170,12 +170,15 @@ impl Mapper<'_> {
                 Ahead::Node(node) => self.field_node(node, info, &mut table),
             }
         }
-        for entry in table.iter_mut() {
-            let Some(field) = each.remove(entry.key.as_str()) else { continue };
-            match &mut entry.value.value {
-                Value::Table(map) => *map = Table::from(field.entries),
-                Value::List(items) => *items = fitted(field.items).into_boxed_slice(),
-                _ => {}
+        // Most structs have none, and then their entries are not looked up (a lookup hashes the key).
+        if !each.is_empty() {
+            for entry in table.iter_mut() {
+                let Some(field) = each.remove(entry.key.as_str()) else { continue };
+                match &mut entry.value.value {
+                    Value::Table(map) => *map = Table::from(field.entries),
+                    Value::List(items) => *items = fitted(field.items).into_boxed_slice(),
+                    _ => {}
+                }
             }
         }
         table
