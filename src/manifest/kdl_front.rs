@@ -470,9 +470,6 @@ fn unpatch(shape: Shape) -> Shape {
 mod tests {
     use super::*;
 
-    /// Mapped with the top level's entries mapped ahead in parts, every repository KDL manifest and
-    /// mutations of it (mistakes of every kind, duplicates across parts) give the table and the
-    /// diagnostics of one pass.
     /// Read in parts and mapped ahead on each part's thread, every repository KDL manifest and
     /// mutations of it give the tree and the diagnostics of one pass.
     #[test]
@@ -495,6 +492,9 @@ mod tests {
         assert!(in_parts > 500, "{in_parts} read in parts");
     }
 
+    /// Mapped with the top level's entries mapped ahead in parts, every repository KDL manifest and
+    /// mutations of it (mistakes of every kind, duplicates across parts) give the table and the
+    /// diagnostics of one pass.
     #[test]
     fn mapping_ahead_in_parts_gives_what_one_pass_gives() {
         let texts = super::super::mutations::repository_texts("kdl");
