@@ -54,7 +54,7 @@ fn environments_on(
     threads: usize,
 ) -> BTreeMap<CompactString, Box<Environment>> {
     let Some(declared) = &raw.environments else { return BTreeMap::new() };
-    let index = Index::new(declared);
+    let names = Names::new(declared);
     let image_names: Vec<&str> = images.keys().map(CompactString::as_str).collect();
     let disabled: HashMap<&str, Span> = declared
         .iter()
@@ -63,7 +63,7 @@ fn environments_on(
     let cx = Context { project, domain, image_names: &image_names, disabled: &disabled, digests };
     let mut edges: Vec<(&str, Spanned<CompactString>)> = Vec::new();
     let root = checker.root.as_path();
-    let parts = crate::parts::map_parts(&declared.entries, threads, |part| check_part(root, &index, &cx, part));
+    let parts = crate::parts::map_parts(&declared.entries, threads, |part| check_part(root, &names, &cx, part));
     let mut checked = Vec::with_capacity(parts.len());
     for part in parts {
         checker.diags.extend(part.diags);
@@ -110,17 +110,17 @@ struct Part<'a> {
     edges: Vec<(&'a str, Spanned<CompactString>)>,
 }
 
-/// Checks `part` of the declared environments with a checker and an index (its glob cache) of its own.
+/// Checks `part` of the declared environments with a checker and a glob cache of its own.
 fn check_part<'a>(
     root: &Path,
-    index: &Index,
+    names: &Names,
     cx: &Context,
     part: &'a [(Spanned<CompactString>, Box<RawEnvironment>)],
 ) -> Part<'a> {
     let Context { project, domain, image_names, disabled, digests } = *cx;
     let mut diags = Vec::new();
     let mut checker = Checker { diags: &mut diags, root: root.to_path_buf() };
-    let (checker, index) = (&mut checker, &mut index.clone());
+    let (checker, index) = (&mut checker, &mut Index { names, glob_errors: HashMap::new() });
     let mut environments = Vec::with_capacity(part.len());
     let mut edges = Vec::new();
     for (name, env) in part {
@@ -158,28 +158,39 @@ fn check_part<'a>(
     Part { diags, environments, edges }
 }
 
-/// The declared environments by name, built once: every environment may refer to any other. And the
-/// globs checked so far: environments repeat the same patterns.
-#[derive(Clone)]
-pub(super) struct Index<'a> {
+/// The declared environments by name, built once: every environment may refer to any other.
+struct Names<'a> {
     declared: &'a Keyed<Box<RawEnvironment>>,
     /// The first environment of each name, as a scan in declaration order would find it.
     by_name: HashMap<&'a str, &'a RawEnvironment>,
     /// Every name, sorted, for "did you mean".
-    pub(super) names: Vec<&'a str>,
-    /// Each glob checked so far, and why it is invalid when it is.
-    glob_errors: HashMap<String, Option<String>>,
+    sorted: Vec<&'a str>,
 }
 
-impl<'a> Index<'a> {
+impl<'a> Names<'a> {
     fn new(declared: &'a Keyed<Box<RawEnvironment>>) -> Self {
         let mut by_name = HashMap::new();
         for (name, env) in declared.iter() {
             by_name.entry(name.as_str()).or_insert(env.as_ref());
         }
-        let mut names: Vec<&str> = by_name.keys().copied().collect();
-        names.sort_unstable();
-        Index { declared, by_name, names, glob_errors: HashMap::new() }
+        let mut sorted: Vec<&str> = by_name.keys().copied().collect();
+        sorted.sort_unstable();
+        Names { declared, by_name, sorted }
+    }
+}
+
+/// What checking an environment looks up: the declared environments, shared by every part, and the
+/// globs the part has checked so far (environments repeat the same patterns).
+pub(super) struct Index<'n, 'a> {
+    names: &'n Names<'a>,
+    /// Each glob checked so far, and why it is invalid when it is.
+    glob_errors: HashMap<String, Option<String>>,
+}
+
+impl<'a> Index<'_, 'a> {
+    /// Every name, sorted, for "did you mean".
+    pub(super) fn names(&self) -> &[&'a str] {
+        &self.names.sorted
     }
 
     /// Why `pattern` is not a valid glob, when it is not.
@@ -193,13 +204,14 @@ impl<'a> Index<'a> {
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&'a RawEnvironment> {
-        self.by_name.get(name).copied()
+        self.names.by_name.get(name).copied()
     }
 
     /// The names of the environments of `kind` in declaration order, leaving out `except`: the
     /// candidates of a reference that was not found.
     pub(super) fn names_of(&self, kind: EnvKind, except: Option<&str>) -> Vec<&'a str> {
-        self.declared
+        self.names
+            .declared
             .iter()
             .filter(|(_, e)| e.kind.value == kind)
             .map(|(n, _)| n.as_str())
@@ -244,7 +256,7 @@ fn environment(
                 "remove it from depends_on",
             );
         } else if index.get(dependency).is_none() {
-            checker.reference("environment", dependency, &index.names);
+            checker.reference("environment", dependency, index.names());
         }
     }
     checker.unique("dependency", env.depends_on.iter().flatten());
