@@ -171,7 +171,6 @@ pub enum Explain {
 
 /// Builds the plan for a resolved manifest. Reads the files that versions depend on; nothing else.
 pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
-    let root = &manifest.project.root;
     let mut files = Files::default();
 
     // What each environment needs before its deployment: its step names and dependencies, its code
@@ -197,58 +196,19 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
         bundle_ids.push(named.bundle);
         dependencies.push(named.after);
     }
-    // Each distinct code selection once (one scan of root_dir), and the images: the plain image once,
-    // however many fast-copy environments use it; one per full build.
-    let mut selections: HashMap<(&[CompactString], &[CompactString]), usize> = HashMap::new();
-    let mut selected: Vec<Digested> = Vec::new();
-    let mut code_at: Vec<usize> = Vec::with_capacity(envs.len());
-    // An image's own inputs are the same for each full build on it: hashed once, copied for each.
-    let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
-    // By image and the environment baked in (a full build), or none.
-    let mut image_steps: HashMap<(&str, Option<&str>), usize> = HashMap::new();
-    let mut images: Vec<Step> = Vec::new();
-    // Where each environment's image step is in `images`.
-    let mut image_at: Vec<usize> = Vec::with_capacity(envs.len());
-    for env in &envs {
-        let code = match selections.entry(globs(env)) {
-            hash_map::Entry::Occupied(known) => *known.get(),
-            hash_map::Entry::Vacant(slot) => {
-                let (include, exclude) = globs(env);
-                selected.push(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files));
-                *slot.insert(selected.len() - 1)
-            }
-        };
-        code_at.push(code);
-        let baked = (env.code.copy_style == CopyStyle::Full).then_some(env.name.as_str());
-        if let Some(&at) = image_steps.get(&(env.image.as_str(), baked)) {
-            image_at.push(at);
-            continue;
-        }
-        let image = &manifest.images[&env.image];
-        let mut hasher = match image_inputs.entry(env.image.as_str()) {
-            hash_map::Entry::Occupied(known) => known.get().clone(),
-            hash_map::Entry::Vacant(slot) => slot.insert(image_hasher(image, root, &mut files)?).clone(),
-        };
-        if baked.is_some() {
-            hasher.spec("code", &(&env.code.dst, &env.code.python_path));
-            selected[code].add_to(&mut hasher, "code files");
-        }
-        let registry = image.registry.as_ref().or(manifest.project.registry.as_ref()).map(|r| r.to_string());
-        let detail = StepDetail::Image {
-            image: image.name.to_string(),
-            repository: image.repository.to_string(),
-            registry,
-            from: describe_source(image),
-            baked_code_of: baked.map(str::to_string),
-        };
-        let id = match baked {
-            Some(env) => format!("image:{}+{env}", image.name),
-            None => format!("image:{}", image.name),
-        };
-        image_steps.insert((env.image.as_str(), baked), images.len());
-        image_at.push(images.len());
-        images.push(step(Arc::from(id), hasher, Vec::new(), detail));
-    }
+    // The shared walk (code selections and images) and the dependency order need nothing of each
+    // other: on a large manifest the order is found on another thread meanwhile.
+    let (walked, order) = if threads > 1 {
+        std::thread::scope(|scope| {
+            let ordering = scope.spawn(|| dependency_order(&envs, &mut dependencies));
+            let walked = walk_images(manifest, &envs, &mut files);
+            (walked, ordering.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        })
+    } else {
+        (walk_images(manifest, &envs, &mut files), dependency_order(&envs, &mut dependencies))
+    };
+    let Walked { selected, code_at, images, image_at } = walked?;
+    let order = order?;
     // The fast-copy environments' bundles, in environment order, made in parts; where each is.
     let mut bundle_at: Vec<Option<usize>> = Vec::with_capacity(envs.len());
     let mut bundles_made = 0;
@@ -278,20 +238,6 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
     // Deployments. Their versions first, in dependency order, as each takes its dependencies' versions;
     // that is a hash of a few digests per environment. Then the steps themselves, which are independent
     // of each other, in parts.
-    let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(envs.len(), envs.len());
-    // Node i is the i-th environment.
-    for env in &envs {
-        graph.add_node(env.name.as_str());
-    }
-    for (index, after) in dependencies.iter_mut().enumerate() {
-        for &from in after.iter() {
-            graph.add_edge(NodeIndex::new(from), NodeIndex::new(index), ());
-        }
-        // In name order from here on.
-        after.sort_unstable();
-    }
-    toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
-    let order = earliest_first(&dependencies);
     let (project, label): (&str, Arc<str>) = (&manifest.project.name, Arc::from("spec"));
     let mut specs: Vec<HashInput> = match explain {
         Explain::Yes => spec_inputs(project, &envs, &label),
@@ -369,7 +315,95 @@ pub fn build(manifest: &Manifest, explain: Explain) -> Result<Plan, PlanError> {
             })
             .collect::<Vec<_>>()
     });
-    Ok(lay_out(manifest, bundles, images, deploys.into_iter().flatten().collect()))
+    let p = lay_out(manifest, bundles, images, deploys);
+    Ok(p)
+}
+
+/// What the shared walk over the environments finds: each distinct code selection, made once, and the
+/// image steps.
+struct Walked {
+    selected: Vec<Digested>,
+    /// Where each environment's code selection is in `selected`.
+    code_at: Vec<usize>,
+    images: Vec<Step>,
+    /// Where each environment's image step is in `images`.
+    image_at: Vec<usize>,
+}
+
+fn walk_images(manifest: &Manifest, envs: &[&Environment], files: &mut Files) -> Result<Walked, PlanError> {
+    // Each distinct code selection once (one scan of root_dir), and the images: the plain image once,
+    // however many fast-copy environments use it; one per full build.
+    let root = &manifest.project.root;
+    let mut selections: HashMap<(&[CompactString], &[CompactString]), usize> = HashMap::new();
+    let mut selected: Vec<Digested> = Vec::new();
+    let mut code_at: Vec<usize> = Vec::with_capacity(envs.len());
+    // An image's own inputs are the same for each full build on it: hashed once, copied for each.
+    let mut image_inputs: HashMap<&str, VersionHasher> = HashMap::new();
+    // By image and the environment baked in (a full build), or none.
+    let mut image_steps: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    let mut images: Vec<Step> = Vec::new();
+    // Where each environment's image step is in `images`.
+    let mut image_at: Vec<usize> = Vec::with_capacity(envs.len());
+    for env in envs {
+        let code = match selections.entry(globs(env)) {
+            hash_map::Entry::Occupied(known) => *known.get(),
+            hash_map::Entry::Vacant(slot) => {
+                let (include, exclude) = globs(env);
+                selected.push(Digested::new(&files.scan(root)?.select(&Globs::new(include, exclude)).files));
+                *slot.insert(selected.len() - 1)
+            }
+        };
+        code_at.push(code);
+        let baked = (env.code.copy_style == CopyStyle::Full).then_some(env.name.as_str());
+        if let Some(&at) = image_steps.get(&(env.image.as_str(), baked)) {
+            image_at.push(at);
+            continue;
+        }
+        let image = &manifest.images[&env.image];
+        let mut hasher = match image_inputs.entry(env.image.as_str()) {
+            hash_map::Entry::Occupied(known) => known.get().clone(),
+            hash_map::Entry::Vacant(slot) => slot.insert(image_hasher(image, root, files)?).clone(),
+        };
+        if baked.is_some() {
+            hasher.spec("code", &(&env.code.dst, &env.code.python_path));
+            selected[code].add_to(&mut hasher, "code files");
+        }
+        let registry = image.registry.as_ref().or(manifest.project.registry.as_ref()).map(|r| r.to_string());
+        let detail = StepDetail::Image {
+            image: image.name.to_string(),
+            repository: image.repository.to_string(),
+            registry,
+            from: describe_source(image),
+            baked_code_of: baked.map(str::to_string),
+        };
+        let id = match baked {
+            Some(env) => format!("image:{}+{env}", image.name),
+            None => format!("image:{}", image.name),
+        };
+        image_steps.insert((env.image.as_str(), baked), images.len());
+        image_at.push(images.len());
+        images.push(step(Arc::from(id), hasher, Vec::new(), detail));
+    }
+    Ok(Walked { selected, code_at, images, image_at })
+}
+
+/// The environments in the order their versions are taken: each after its dependencies, the earliest
+/// declared first. Each environment's dependencies are sorted by position on the way.
+fn dependency_order(envs: &[&Environment], dependencies: &mut [Vec<usize>]) -> Result<Vec<usize>, PlanError> {
+    let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(envs.len(), envs.len());
+    // Node i is the i-th environment.
+    for env in envs {
+        graph.add_node(env.name.as_str());
+    }
+    for (index, after) in dependencies.iter_mut().enumerate() {
+        for &from in after.iter() {
+            graph.add_edge(NodeIndex::new(from), NodeIndex::new(index), ());
+        }
+        // In name order from here on.
+        after.sort_unstable();
+    }
+    toposort(&graph, None).map_err(|cycle| PlanError::Cycle(graph[cycle.node_id()].to_string()))?;
+    Ok(earliest_first(dependencies))
 }
 
 /// An environment's own part of the plan: the names of its steps, and the environments it follows.
@@ -527,11 +561,12 @@ fn by_level_and_id(a: &OrderKey, b: &OrderKey) -> std::cmp::Ordering {
 }
 
 /// The plan from its steps: the bundles (in environment order, so by id) and the images, all on the
-/// first level, merged by id; then the deployments, already in plan order and never on the first level
-/// (each needs an image step).
-fn lay_out(manifest: &Manifest, bundles: Vec<Step>, mut images: Vec<Step>, deploys: Vec<Step>) -> Plan {
+/// first level, merged by id; then the deployments, already in plan order (in the parts they were made
+/// in) and never on the first level (each needs an image step).
+fn lay_out(manifest: &Manifest, bundles: Vec<Step>, mut images: Vec<Step>, deploys: Vec<Vec<Step>>) -> Plan {
     images.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    let mut steps: Vec<Step> = Vec::with_capacity(bundles.len() + images.len() + deploys.len());
+    let deploy_count: usize = deploys.iter().map(Vec::len).sum();
+    let mut steps: Vec<Step> = Vec::with_capacity(bundles.len() + images.len() + deploy_count);
     let (mut bundles, mut images) = (bundles.into_iter().peekable(), images.into_iter().peekable());
     loop {
         let bundle_first = match (bundles.peek(), images.peek()) {
@@ -542,7 +577,8 @@ fn lay_out(manifest: &Manifest, bundles: Vec<Step>, mut images: Vec<Step>, deplo
         };
         steps.extend(if bundle_first { bundles.next() } else { images.next() });
     }
-    steps.extend(deploys);
+    // In parts as they were made: each step is moved once, into the plan.
+    steps.extend(deploys.into_iter().flatten());
     let depth = steps.last().map_or(0, |s| s.level + 1);
     let mut levels = vec![Vec::new(); depth];
     for step in &steps {
